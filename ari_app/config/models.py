@@ -1,0 +1,332 @@
+"""Typed configuration.
+
+Every rule that a telecom engineer can break in the YAML is checked here, so a
+bad file is refused at load with the key that is wrong instead of failing in
+the middle of a call.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+Digit = Annotated[str, Field(pattern=r"^[0-9]$")]
+Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+DialledNumber = Annotated[str, Field(pattern=r"^[0-9*#+]{2,20}$")]
+
+# espeak-ng voices shipped by Debian that the default set and likely swaps use.
+# Checked against `espeak-ng --voices` at render time too; this list catches
+# typos at load without needing espeak-ng on the app host.
+KNOWN_VOICES = frozenset(
+    """af am an ar as az ba be bg bn bpy bs ca chr cmn cs cv cy da de el en en-029 en-gb
+    en-gb-scotland en-gb-x-gbclan en-gb-x-gbcwmd en-gb-x-rp en-us eo es es-419 et eu fa
+    fa-latn fi fr fr-be fr-ch ga gd gn grc gu hak haw he hi hr ht hu hy hyw ia id io is it
+    ja jbo ka kk kl kn ko kok ku ky la lb lfn lt lv mi mk ml mn mr ms mt my nb nci ne nl nog
+    om or pa pap piqd pl pt pt-br py qdb qu quc qya ro ru ru-lv sd shn si sjn sk sl smj sq sr
+    sv sw ta te th tk tn tr tt ug uk ur uz vi yue""".split()
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Strict):
+    """Where a secret lives. The value itself never sits in the YAML."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+
+class AriSettings(Strict):
+    url: str = "http://127.0.0.1:8088/"
+    username: str = "hotline"
+    password: SecretRef = SecretRef(env="HOTLINE_ARI_PASSWORD")
+    app: Ident = "hotline"
+    reconnect_initial: float = Field(0.5, gt=0)
+    reconnect_max: float = Field(10.0, gt=0)
+
+
+class AmiSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = "hotline"
+    secret: SecretRef = SecretRef(env="HOTLINE_AMI_SECRET")
+
+
+class AgiSettings(Strict):
+    bind: str = "127.0.0.1"
+    port: int = Field(4573, ge=1, le=65535)
+
+
+class RedisSettings(Strict):
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "hotline"
+
+
+class HttpSettings(Strict):
+    bind: str = "127.0.0.1"
+    port: int = Field(8109, ge=1, le=65535)
+    token: SecretRef = SecretRef(env="HOTLINE_API_TOKEN")
+
+
+class Language(Strict):
+    code: Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
+    name: str = Field(min_length=1, description="the language's own name, in its own script")
+    english_name: str = Field(min_length=1)
+    digit: Digit
+    voice: str
+
+    @field_validator("voice")
+    @classmethod
+    def _voice_known(cls, v: str) -> str:
+        if v not in KNOWN_VOICES:
+            raise ValueError(f"unknown espeak-ng voice {v!r}")
+        return v
+
+
+class Entity(Strict):
+    id: Ident
+    names: dict[str, str]
+    skill: Ident | None = None
+
+    @property
+    def skill_name(self) -> str:
+        return self.skill or self.id
+
+
+class MenuOption(Strict):
+    """One DTMF choice: either an entity (a leaf) or a sub-menu (a sector)."""
+
+    digit: Digit
+    entity: Entity | None = None
+    menu: Menu | None = None
+
+    @model_validator(mode="after")
+    def _leaf_or_menu(self) -> MenuOption:
+        if (self.entity is None) == (self.menu is None):
+            raise ValueError("an option holds exactly one of 'entity' or 'menu'")
+        return self
+
+
+class Menu(Strict):
+    id: Ident
+    names: dict[str, str]
+    options: list[MenuOption] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _digits(self) -> Menu:
+        if len(self.options) > 9:
+            raise ValueError(f"menu {self.id!r} offers {len(self.options)} options; at most 9")
+        seen: dict[str, str] = {}
+        for opt in self.options:
+            label = opt.entity.id if opt.entity else opt.menu.id if opt.menu else "?"
+            if opt.digit in seen:
+                raise ValueError(
+                    f"menu {self.id!r}: digit {opt.digit} is used by both "
+                    f"{seen[opt.digit]!r} and {label!r}"
+                )
+            seen[opt.digit] = label
+        return self
+
+
+class NumberRoute(Strict):
+    """What a dialled number does: the full journey, or a shortcut."""
+
+    journey: Literal["full"] | None = None
+    entity: Ident | None = None
+    language: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> NumberRoute:
+        if self.journey is None and self.entity is None and self.language is None:
+            raise ValueError("a number must say 'journey: full', an 'entity' or a 'language'")
+        return self
+
+
+class MenuTimers(Strict):
+    digit_timeout: float = Field(5.0, gt=0, le=60)
+    tries: int = Field(3, ge=1, le=10)
+    inter_digit_timeout: float = Field(3.0, gt=0, le=30)
+
+
+class Site(Strict):
+    id: Ident
+    name: str
+
+
+class Agent(Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+    name: str
+    site: Ident
+    endpoint: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    languages: list[str] = Field(min_length=1)
+    skills: list[Ident] = Field(min_length=1, description="entity ids or sector ids served")
+    proficiency: dict[str, Annotated[int, Field(ge=1, le=10)]] = Field(default_factory=dict)
+
+
+class CallerPolicy(Strict):
+    remember_language_days: int = Field(90, ge=0, le=3650)
+    anonymous: Literal["allow", "reject"] = "allow"
+    blocklist: list[Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")]] = Field(
+        default_factory=list
+    )
+
+
+class ShutdownSettings(Strict):
+    drain_timeout: float = Field(30.0, ge=0, le=3600)
+
+
+class HotlineConfig(Strict):
+    """The whole product configuration.
+
+    `source` is where it came from, so relative paths resolve beside the file.
+    """
+
+    source: Path | None = None
+    ari: AriSettings = AriSettings()
+    ami: AmiSettings = AmiSettings()
+    agi: AgiSettings = AgiSettings()
+    redis: RedisSettings = RedisSettings()
+    http: HttpSettings = HttpSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
+    languages: list[Language] = Field(min_length=1)
+    default_language: str
+    menu: Menu
+    other_departments: Entity
+    numbers: dict[DialledNumber, NumberRoute] = Field(min_length=1)
+    timers: MenuTimers = MenuTimers()
+    callers: CallerPolicy = CallerPolicy()
+    sites: list[Site] = Field(default_factory=list)
+    agents: list[Agent] = Field(default_factory=list)
+    agents_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> HotlineConfig:
+        codes = [lang.code for lang in self.languages]
+        _unique("languages", codes, "code")
+        _unique("languages", [lang.digit for lang in self.languages], "digit")
+        if len(self.languages) > 9:
+            raise ValueError(f"languages: {len(self.languages)} configured; the menu holds 9")
+        if self.default_language not in codes:
+            raise ValueError(f"default_language: {self.default_language!r} is not configured")
+        entities = self.entities
+        _unique("entities", [e.id for e in entities], "id")
+        menu_ids = [m.id for m in self.menus]
+        _unique("menus", menu_ids, "id")
+        for where, names in self._named():
+            missing = [c for c in codes if not names.get(c, "").strip()]
+            if missing:
+                raise ValueError(f"{where}: no name in language(s) {', '.join(missing)}")
+        entity_ids = {e.id for e in entities}
+        for number, route in self.numbers.items():
+            if route.entity and route.entity not in entity_ids:
+                raise ValueError(f"numbers.{number}: unknown entity {route.entity!r}")
+            if route.language and route.language not in codes:
+                raise ValueError(f"numbers.{number}: unknown language {route.language!r}")
+        site_ids = {s.id for s in self.sites}
+        _unique("sites", [s.id for s in self.sites], "id")
+        _unique("agents", [a.id for a in self.agents], "id")
+        _unique("agents", [a.endpoint for a in self.agents], "endpoint")
+        skills = entity_ids | set(menu_ids) | {e.skill_name for e in entities}
+        for agent in self.agents:
+            if agent.site not in site_ids:
+                raise ValueError(f"agents.{agent.id}: unknown site {agent.site!r}")
+            bad = [lang for lang in agent.languages if lang not in codes]
+            if bad:
+                raise ValueError(f"agents.{agent.id}: unknown language(s) {', '.join(bad)}")
+            bad = [s for s in agent.skills if s not in skills]
+            if bad:
+                raise ValueError(f"agents.{agent.id}: unknown skill(s) {', '.join(bad)}")
+        return self
+
+    def _named(self) -> list[tuple[str, dict[str, str]]]:
+        out: list[tuple[str, dict[str, str]]] = []
+        for m in self.menus:
+            out.append((f"menu {m.id}", m.names))
+        for e in self.entities:
+            out.append((f"entity {e.id}", e.names))
+        return out
+
+    @property
+    def menus(self) -> list[Menu]:
+        """Every menu level, depth first, the top first."""
+        out: list[Menu] = []
+
+        def walk(m: Menu) -> None:
+            out.append(m)
+            for opt in m.options:
+                if opt.menu:
+                    walk(opt.menu)
+
+        walk(self.menu)
+        return out
+
+    @property
+    def entities(self) -> list[Entity]:
+        """Each entity once, in menu order, 'other departments' last."""
+        out: list[Entity] = []
+        for m in self.menus:
+            out.extend(opt.entity for opt in m.options if opt.entity)
+        if all(e.id != self.other_departments.id for e in out):
+            out.append(self.other_departments)
+        return out
+
+    def language(self, code: str) -> Language:
+        for lang in self.languages:
+            if lang.code == code:
+                return lang
+        raise KeyError(code)
+
+    def entity(self, entity_id: str) -> Entity:
+        for e in self.entities:
+            if e.id == entity_id:
+                return e
+        raise KeyError(entity_id)
+
+    def sector_of(self, entity_id: str) -> str | None:
+        """The id of the menu that offers this entity directly (its sector)."""
+        for m in self.menus:
+            if any(o.entity and o.entity.id == entity_id for o in m.options):
+                return m.id if m.id != self.menu.id else None
+        return None
+
+
+def _unique(where: str, values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{where}: {what} {v!r} appears twice")
+        seen.add(v)
+
+
+def resolve_secret(ref: SecretRef, base: Path | None) -> SecretStr:
+    """Read a secret at start-up. Errors name the source, never the value."""
+    import os
+
+    if ref.env is not None:
+        val = os.environ.get(ref.env)
+        if not val:
+            raise ValueError(f"secret: environment variable {ref.env} is not set")
+        return SecretStr(val)
+    assert ref.file is not None
+    path = ref.file if ref.file.is_absolute() or base is None else base.parent / ref.file
+    try:
+        return SecretStr(path.read_text(encoding="utf-8").strip())
+    except OSError as e:
+        raise ValueError(f"secret: cannot read {path}: {e.strerror}") from None
+
+
+SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+MenuOption.model_rebuild()

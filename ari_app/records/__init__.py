@@ -1,0 +1,1 @@
+"""Call records: one per call, written when it ends, archived durably."""

@@ -1,0 +1,112 @@
+"""The call record: the one schema shared by the app, the archive, exports and reports.
+
+docs/records.md documents every field; keep the two in step. Times are ISO 8601
+UTC strings with milliseconds, so a record reads the same in Redis, SQLite,
+JSONL and CSV, and sorts as text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    COMPLETED_IN_MENU = "completed_in_menu"
+    ABANDONED_IN_MENU = "abandoned_in_menu"
+    ABANDONED_IN_QUEUE = "abandoned_in_queue"
+    NO_AGENT_FALLBACK = "no_agent_fallback"
+    MAX_WAIT_FALLBACK = "max_wait_fallback"
+    TRANSFERRED = "transferred"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class LanguageSource(StrEnum):
+    DIGIT = "digit"
+    REMEMBERED = "remembered"
+    DEFAULT = "default"
+    NUMBER = "number"
+
+
+class HangupBy(StrEnum):
+    CALLER = "caller"
+    AGENT = "agent"
+    APP = "app"
+    SYSTEM = "system"
+
+
+class Offer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent: str
+    site: str
+    at: str
+    result: str = Field(description="answered | no_answer | busy | failed | caller_gone")
+    ring_seconds: float | None = None
+
+
+class QueueStint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entity: str
+    joined_at: str
+    left_at: str | None = None
+    result: str | None = Field(None, description="answered | abandoned | transferred | fallback")
+
+
+class CallRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    schema_version: int = SCHEMA_VERSION
+    call_id: str = Field(min_length=1, max_length=64)
+    app: str = ""
+    channel_uniqueid: str = ""
+    linkedid: str = ""
+    caller: str = Field("", max_length=64)
+    dialled: str = Field("", max_length=32)
+    arrived_at: str
+    answered_at: str | None = None
+    menu_left_at: str | None = None
+    queue_joined_at: str | None = None
+    agent_answered_at: str | None = None
+    ended_at: str | None = None
+    language: str | None = None
+    language_source: LanguageSource | None = None
+    entity: str | None = None
+    sector: str | None = None
+    entity_path: list[str] = Field(default_factory=list)
+    menu_retries: int = 0
+    menu_seconds: float | None = None
+    digits: str = Field("", max_length=200)
+    prompts: list[str] = Field(default_factory=list, max_length=200)
+    queue: list[QueueStint] = Field(default_factory=list)
+    offers: list[Offer] = Field(default_factory=list)
+    agent: str | None = None
+    site: str | None = None
+    speed_of_answer: float | None = None
+    talk_seconds: float | None = None
+    hangup_by: HangupBy | None = None
+    outcome: Outcome | None = None
+    failure: str | None = Field(None, max_length=500)
+
+
+def utcnow() -> str:
+    return iso(datetime.now(UTC))
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_iso(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def seconds_between(a: str | None, b: str | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return round((parse_iso(b) - parse_iso(a)).total_seconds(), 3)
