@@ -21,12 +21,18 @@ DialledNumber = Annotated[str, Field(pattern=r"^[0-9*#+]{2,20}$")]
 # Checked against `espeak-ng --voices` at render time too; this list catches
 # typos at load without needing espeak-ng on the app host.
 KNOWN_VOICES = frozenset(
-    """af am an ar as az ba be bg bn bpy bs ca chr cmn cs cv cy da de el en en-029 en-gb
-    en-gb-scotland en-gb-x-gbclan en-gb-x-gbcwmd en-gb-x-rp en-us eo es es-419 et eu fa
-    fa-latn fi fr fr-be fr-ch ga gd gn grc gu hak haw he hi hr ht hu hy hyw ia id io is it
-    ja jbo ka kk kl kn ko kok ku ky la lb lfn lt lv mi mk ml mn mr ms mt my nb nci ne nl nog
-    om or pa pap piqd pl pt pt-br py qdb qu quc qya ro ru ru-lv sd shn si sjn sk sl smj sq sr
-    sv sw ta te th tk tn tr tt ug uk ur uz vi yue""".split()
+    (
+        "af", "am", "an", "ar", "as", "az", "ba", "be", "bg", "bn", "bpy", "bs", "ca", "chr",
+        "cmn", "cs", "cv", "cy", "da", "de", "el", "en", "en-029", "en-gb", "en-gb-scotland",
+        "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-us", "eo", "es", "es-419", "et",
+        "eu", "fa", "fa-latn", "fi", "fr", "fr-be", "fr-ch", "ga", "gd", "gn", "grc", "gu", "hak",
+        "haw", "he", "hi", "hr", "ht", "hu", "hy", "hyw", "ia", "id", "io", "is", "it", "ja",
+        "jbo", "ka", "kk", "kl", "kn", "ko", "kok", "ku", "ky", "la", "lb", "lfn", "lt", "lv",
+        "mi", "mk", "ml", "mn", "mr", "ms", "mt", "my", "nb", "nci", "ne", "nl", "nog", "om", "or",
+        "pa", "pap", "piqd", "pl", "pt", "pt-br", "py", "qdb", "qu", "quc", "qya", "ro", "ru",
+        "ru-lv", "sd", "shn", "si", "sjn", "sk", "sl", "smj", "sq", "sr", "sv", "sw", "ta", "te",
+        "th", "tk", "tn", "tr", "tt", "ug", "uk", "ur", "uz", "vi", "yue",
+    )
 )
 
 
@@ -176,6 +182,9 @@ class Agent(Strict):
 
 class CallerPolicy(Strict):
     remember_language_days: int = Field(90, ge=0, le=3650)
+    # salts the hash that keys a caller's remembered language, so Redis never
+    # holds callers' numbers in the clear
+    salt: SecretRef = SecretRef(env="HOTLINE_CALLER_SALT")
     anonymous: Literal["allow", "reject"] = "allow"
     blocklist: list[Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")]] = Field(
         default_factory=list
@@ -209,6 +218,7 @@ class HotlineConfig(Strict):
     sites: list[Site] = Field(default_factory=list)
     agents: list[Agent] = Field(default_factory=list)
     agents_file: Path | None = None
+    prompts_dir: Path = Path("prompts")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> HotlineConfig:
@@ -280,6 +290,12 @@ class HotlineConfig(Strict):
         if all(e.id != self.other_departments.id for e in out):
             out.append(self.other_departments)
         return out
+
+    def resolve(self, p: Path) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        if p.is_absolute() or self.source is None:
+            return p
+        return self.source.parent / p
 
     def language(self, code: str) -> Language:
         for lang in self.languages:

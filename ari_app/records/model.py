@@ -89,6 +89,9 @@ class CallRecord(BaseModel):
     site: str | None = None
     speed_of_answer: float | None = None
     talk_seconds: float | None = None
+    # After-call work, when the agent's desktop reports it. Added in the same
+    # schema version: optional, so every earlier record still validates.
+    wrapup_seconds: float | None = None
     hangup_by: HangupBy | None = None
     outcome: Outcome | None = None
     failure: str | None = Field(None, max_length=500)

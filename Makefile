@@ -1,0 +1,62 @@
+# Hotline 109: the same targets run on a laptop, a lab server and CI.
+# `make demo` and `make test` install whatever is missing (as root on Debian 12/13).
+
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STACK   := $(BIN)/python scripts/stack.py
+SOUNDS  := build/sounds
+export HOTLINE_ROOTFS ?= /opt/hotline/rootfs
+
+.PHONY: help deps venv prompts run stop status demo test test-unit test-integration lint typecheck check clean
+
+help:
+	@echo "make demo   - install what is missing, start the stack, place SIPp calls, show them, stop"
+	@echo "make test   - install what is missing, lint, type-check, run every test (unit + SIPp calls)"
+	@echo "make run    - start the stack and leave it waiting for calls on 127.0.0.1:5060 (109)"
+	@echo "make stop   - stop the stack started by make run"
+
+deps:
+	$(PY) scripts/stack.py deps
+
+$(BIN)/hotline: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/hotline
+
+prompts: venv
+	$(BIN)/python -m ari_app.prompts.render --config config/hotline.yaml --out $(SOUNDS)
+
+run: deps venv prompts
+	$(STACK) up --name main
+
+stop:
+	$(STACK) down --name main
+
+status:
+	$(STACK) status --name main
+
+demo: deps venv prompts
+	$(BIN)/python scripts/demo.py
+
+lint: venv
+	$(BIN)/ruff check ari_app tests scripts bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+test-unit: venv
+	$(BIN)/pytest -m "not integration" -q
+
+test-integration: deps venv prompts
+	$(BIN)/pytest -m integration -q
+
+test: deps venv prompts lint typecheck
+	$(BIN)/pytest -q
+
+clean:
+	-$(STACK) down --name main
+	rm -rf .stack build var

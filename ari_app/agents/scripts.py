@@ -1,0 +1,302 @@
+"""Lua sources for the agent pool.
+
+Every state change is one script so that two app instances can never see an
+agent half-way through a transition: Redis runs a script to completion before
+any other command. Times come from the Redis server's own clock (TIME), so
+instances with skewed clocks still agree on idle order and wrap-up expiry.
+
+Key layout (B is the base, "{prefix}:", whose braces are the Redis Cluster
+hash tag, so every key below lives in one slot):
+
+    B agents                      set of agent ids known to the pool
+    B agent:<id>                  hash: profile (site, langs, skills) and state
+    B wrapup                      zset of agents in wrap-up, scored by its end (ms)
+    B av:<skill>:<lang>           zset of available+reachable agents, scored by idle-since
+    B av:<skill>:<lang>:<site>    the same, one site only (site preference)
+
+Agent hash fields: state, since (ms the state began), idle (ms idle since,
+kept while offered so a cancelled offer restores the agent's place), call,
+until (wrap-up end), reason (pause), pend (pause asked for during a call),
+reach ("0" = unreachable; missing = reachable).
+
+Scripts take the base in ARGV[1]; KEYS[1] is always B agents, so a cluster
+client routes them to the slot that holds every key they touch.
+"""
+
+from __future__ import annotations
+
+_COMMON = r"""
+local B = ARGV[1]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function ms(x) return string.format('%d', x) end
+
+local function split(s)
+  local out = {}
+  if s then for x in string.gmatch(s, '[^,]+') do out[#out + 1] = x end end
+  return out
+end
+
+-- Add (score given) or remove (score nil) an agent in every index it belongs to.
+local function index(id, score)
+  local p = redis.call('HMGET', B .. 'agent:' .. id, 'site', 'langs', 'skills')
+  if not p[1] then return end
+  local langs, skills = split(p[2]), split(p[3])
+  for _, s in ipairs(skills) do
+    for _, l in ipairs(langs) do
+      local k = B .. 'av:' .. s .. ':' .. l
+      if score then
+        redis.call('ZADD', k, ms(score), id)
+        redis.call('ZADD', k .. ':' .. p[1], ms(score), id)
+      else
+        redis.call('ZREM', k, id)
+        redis.call('ZREM', k .. ':' .. p[1], id)
+      end
+    end
+  end
+end
+
+local function set_available(id, idle)
+  local k = B .. 'agent:' .. id
+  redis.call('HSET', k, 'state', 'available', 'since', ms(idle), 'idle', ms(idle))
+  redis.call('HDEL', k, 'call', 'until', 'reason', 'pend')
+  redis.call('ZREM', B .. 'wrapup', id)
+  if redis.call('HGET', k, 'reach') ~= '0' then index(id, idle) end
+end
+
+local function set_paused(id, reason, now)
+  local k = B .. 'agent:' .. id
+  redis.call('HSET', k, 'state', 'paused', 'since', ms(now), 'reason', reason)
+  redis.call('HDEL', k, 'call', 'until', 'idle', 'pend')
+  redis.call('ZREM', B .. 'wrapup', id)
+end
+
+-- Lazy end of wrap-up: whoever touches the pool first after the end does it.
+local function promote(now)
+  local due = redis.call('ZRANGEBYSCORE', B .. 'wrapup', '-inf', ms(now))
+  for _, id in ipairs(due) do
+    redis.call('ZREM', B .. 'wrapup', id)
+    local k = B .. 'agent:' .. id
+    if redis.call('HGET', k, 'state') == 'wrapup' then
+      set_available(id, tonumber(redis.call('HGET', k, 'until')) or now)
+    end
+  end
+end
+
+local function state_of(id)
+  local k = B .. 'agent:' .. id
+  if redis.call('EXISTS', k) == 0 or not redis.call('HGET', k, 'site') then
+    return nil
+  end
+  return redis.call('HGET', k, 'state') or 'logged_out'
+end
+"""
+
+
+def _script(body: str) -> str:
+    return _COMMON + body
+
+
+# ARGV: B, id, site, langs (csv), skills (csv)
+PROFILE = _script(r"""
+local id = ARGV[2]
+local k = B .. 'agent:' .. id
+local st = redis.call('HGET', k, 'state')
+if st == 'available' then index(id, nil) end
+redis.call('HSET', k, 'site', ARGV[3], 'langs', ARGV[4], 'skills', ARGV[5])
+redis.call('SADD', B .. 'agents', id)
+if st == 'available' and redis.call('HGET', k, 'reach') ~= '0' then
+  index(id, tonumber(redis.call('HGET', k, 'idle')))
+end
+return 1
+""")
+
+# ARGV: B, id, reach ('1', '0' or '' = keep what AMI last said)
+LOGIN = _script(r"""
+local id = ARGV[2]
+local st = state_of(id)
+if not st then return 'err:unknown' end
+if ARGV[3] ~= '' then redis.call('HSET', B .. 'agent:' .. id, 'reach', ARGV[3]) end
+if st ~= 'logged_out' then return st end
+set_available(id, now_ms())
+return 'available'
+""")
+
+# ARGV: B, id
+LOGOUT = _script(r"""
+local id = ARGV[2]
+local st = state_of(id)
+if not st then return 'err:unknown' end
+if st == 'available' then index(id, nil) end
+local k = B .. 'agent:' .. id
+redis.call('HSET', k, 'state', 'logged_out', 'since', ms(now_ms()))
+redis.call('HDEL', k, 'call', 'until', 'reason', 'idle', 'pend')
+redis.call('ZREM', B .. 'wrapup', id)
+return st
+""")
+
+# ARGV: B, id, reason
+PAUSE = _script(r"""
+local id = ARGV[2]
+local now = now_ms()
+promote(now)
+local st = state_of(id)
+if not st then return 'err:unknown' end
+if st == 'logged_out' then return 'err:logged_out' end
+if st == 'offered' or st == 'on_call' then
+  redis.call('HSET', B .. 'agent:' .. id, 'pend', ARGV[3])
+  return 'pause_pending'
+end
+if st == 'available' then index(id, nil) end
+set_paused(id, ARGV[3], now)
+return 'paused'
+""")
+
+# ARGV: B, id
+RESUME = _script(r"""
+local id = ARGV[2]
+local st = state_of(id)
+if not st then return 'err:unknown' end
+if st == 'paused' then
+  set_available(id, now_ms())
+  return 'available'
+end
+redis.call('HDEL', B .. 'agent:' .. id, 'pend')
+return st
+""")
+
+# ARGV: B, id, '1' | '0'
+REACH = _script(r"""
+local id = ARGV[2]
+local st = state_of(id)
+if not st then return 'err:unknown' end
+local k = B .. 'agent:' .. id
+local was = redis.call('HGET', k, 'reach') ~= '0'
+local now = ARGV[3] == '1'
+redis.call('HSET', k, 'reach', ARGV[3])
+if st == 'available' and was ~= now then
+  if now then index(id, tonumber(redis.call('HGET', k, 'idle'))) else index(id, nil) end
+end
+return st
+""")
+
+# ARGV: B, call, nq, then per query: site ('' = none), ns, skills..., nl, langs...
+# Returns {agent id, 1-based index of the query that matched} or false.
+TAKE = _script(r"""
+local call = ARGV[2]
+local now = now_ms()
+promote(now)
+local i = 4
+for q = 1, tonumber(ARGV[3]) do
+  local site = ARGV[i]
+  local ns = tonumber(ARGV[i + 1])
+  i = i + 2
+  local skills = {}
+  for j = 1, ns do skills[j] = ARGV[i]; i = i + 1 end
+  local nl = tonumber(ARGV[i])
+  i = i + 1
+  local langs = {}
+  for j = 1, nl do langs[j] = ARGV[i]; i = i + 1 end
+  for _ = 1, 32 do
+    local best, bscore = nil, nil
+    local suffixes = {''}
+    if site ~= '' then suffixes = {':' .. site, ''} end
+    for _, suffix in ipairs(suffixes) do
+      for _, s in ipairs(skills) do
+        for _, l in ipairs(langs) do
+          local r = redis.call('ZRANGE', B .. 'av:' .. s .. ':' .. l .. suffix, 0, 0, 'WITHSCORES')
+          if r[1] then
+            local sc = tonumber(r[2])
+            if best == nil or sc < bscore or (sc == bscore and r[1] < best) then
+              best, bscore = r[1], sc
+            end
+          end
+        end
+      end
+      if best then break end
+    end
+    if not best then break end
+    local k = B .. 'agent:' .. best
+    local st = redis.call('HMGET', k, 'state', 'reach')
+    index(best, nil)
+    if st[1] == 'available' and st[2] ~= '0' then
+      redis.call('HSET', k, 'state', 'offered', 'call', call, 'since', ms(now))
+      return {best, q}
+    end
+    -- An index entry that disagrees with the hash: it was just removed; look again.
+  end
+end
+return false
+""")
+
+# ARGV: B, id, call
+ANSWERED = _script(r"""
+local id = ARGV[2]
+local k = B .. 'agent:' .. id
+local st = redis.call('HMGET', k, 'state', 'call')
+if st[1] ~= 'offered' or st[2] ~= ARGV[3] then return 0 end
+redis.call('HSET', k, 'state', 'on_call', 'since', ms(now_ms()))
+return 1
+""")
+
+# ARGV: B, id, wrapup ms, call ('' = any)
+RELEASE = _script(r"""
+local id = ARGV[2]
+local k = B .. 'agent:' .. id
+local st = redis.call('HMGET', k, 'state', 'call', 'pend')
+if st[1] ~= 'on_call' and st[1] ~= 'offered' then return false end
+if ARGV[4] ~= '' and st[2] ~= ARGV[4] then return false end
+local now = now_ms()
+if st[3] then
+  set_paused(id, st[3], now)
+  return 'paused'
+end
+local w = tonumber(ARGV[3])
+if w <= 0 then
+  set_available(id, now)
+  return 'available'
+end
+redis.call('HSET', k, 'state', 'wrapup', 'since', ms(now), 'until', ms(now + w))
+redis.call('HDEL', k, 'call', 'idle')
+redis.call('ZADD', B .. 'wrapup', ms(now + w), id)
+return 'wrapup'
+""")
+
+# ARGV: B, id, call ('' = any), reason
+MISSED = _script(r"""
+local id = ARGV[2]
+local st = redis.call('HMGET', B .. 'agent:' .. id, 'state', 'call')
+if st[1] ~= 'offered' then return 0 end
+if ARGV[3] ~= '' and st[2] ~= ARGV[3] then return 0 end
+set_paused(id, ARGV[4], now_ms())
+return 1
+""")
+
+# ARGV: B, id, call. The caller went away while the agent rang: no fault of
+# the agent's, so the agent goes back with the idle time it had.
+UNOFFER = _script(r"""
+local id = ARGV[2]
+local k = B .. 'agent:' .. id
+local st = redis.call('HMGET', k, 'state', 'call', 'idle', 'pend')
+if st[1] ~= 'offered' or st[2] ~= ARGV[3] then return 0 end
+local now = now_ms()
+if st[4] then
+  set_paused(id, st[4], now)
+else
+  set_available(id, tonumber(st[3]) or now)
+end
+return 1
+""")
+
+# ARGV: B. Ends due wrap-ups; returns {server now ms, next wrap-up end ms or false}.
+PROMOTE = _script(r"""
+local now = now_ms()
+promote(now)
+local nxt = redis.call('ZRANGE', B .. 'wrapup', 0, 0, 'WITHSCORES')
+if nxt[1] then return {ms(now), nxt[2]} end
+return {ms(now), false}
+""")

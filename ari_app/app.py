@@ -1,0 +1,159 @@
+"""Wiring and lifecycle.
+
+Every client is built once here and handed to what needs it. Start-up and
+shutdown follow uvicorn's serve(): capture signals; start; wait on an event;
+drain calls with a timeout; cancel what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from ari_app.ami.agi import AgiServer
+from ari_app.ari.client import AriClient, Event
+from ari_app.ari.supervisor import AriSupervisor
+from ari_app.calls.router import EventRouter
+from ari_app.calls.runner import CallRunner
+from ari_app.calls.store import CallStore
+from ari_app.config.models import HotlineConfig, resolve_secret
+from ari_app.logs import get_logger
+from ari_app.prompts.catalog import PromptCatalog
+from ari_app.records.stream import RecordStream
+from ari_app.web.server import WebServer
+
+log = get_logger("app")
+
+
+class Hotline:
+    def __init__(self, cfg: HotlineConfig) -> None:
+        self.cfg = cfg
+        src = cfg.source
+        ari_password = resolve_secret(cfg.ari.password, src).get_secret_value()
+        salt = resolve_secret(cfg.callers.salt, src).get_secret_value()
+        self.redis = aioredis.from_url(cfg.redis.url, socket_timeout=2.0,
+                                       socket_connect_timeout=2.0, health_check_interval=15)
+        self.store = CallStore(self.redis, cfg.redis.key_prefix, salt)
+        self.prompts = PromptCatalog.load(cfg, cfg.resolve(cfg.prompts_dir))
+        self.records = RecordStream(self.redis, cfg.redis.key_prefix)
+        self.router = EventRouter(self._on_new_call)
+        self.ari = AriSupervisor(cfg.ari, ari_password, self.router.dispatch,
+                                 self._on_ari_connected, self._on_ari_lost)
+        self.runner = CallRunner(cfg, self.prompts, self.store, self.records, self.router,
+                                 lambda: self.ari.client)
+        self.agi = AgiServer(cfg, self.store)
+        self.web = WebServer(cfg.http.bind, cfg.http.port, self.health)
+        self.shutdown = asyncio.Event()
+        self._services_stop = asyncio.Event()
+        self._calls: asyncio.TaskGroup | None = None
+        self._call_tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.draining = False
+        self.started = time.time()
+
+    # -- events ----------------------------------------------------------------
+    def _on_new_call(self, ev: Event) -> None:
+        if self._calls is None or self.draining:
+            self._refuse(ev)
+            return
+        session = self.runner.new_session(ev)
+        task = self._calls.create_task(self.runner.run(session), name=f"call-{session.call_id}")
+        self._call_tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._call_done)
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self._call_tasks.discard(task)
+        if not self._call_tasks:
+            self._idle.set()
+
+    def _refuse(self, ev: Event) -> None:
+        """While draining, send the call back to the dialplan's fallback."""
+        chan_id = str((ev.get("channel") or {}).get("id"))
+        client = self.ari.client
+        if client is None or self._calls is None:
+            return
+        self._calls.create_task(self._send_back(client, chan_id), name=f"refuse-{chan_id}")
+
+    async def _send_back(self, client: AriClient, chan_id: str) -> None:
+        try:
+            await client.set_var(chan_id, "HOTLINE_FALLBACK", "1")
+            await client.continue_in_dialplan(chan_id)
+            log.info("call.refused_draining", channel=chan_id)
+        except Exception as e:  # noqa: BLE001
+            log.warning("call.refuse_failed", channel=chan_id, error=str(e))
+
+    def _on_ari_connected(self, client: AriClient) -> None:
+        if self._calls is not None and len(self.router):
+            self._calls.create_task(self._reconcile(client), name="reconcile")
+
+    def _on_ari_lost(self) -> None:
+        log.warning("app.ari_down", calls=len(self._call_tasks))
+
+    async def _reconcile(self, client: AriClient) -> None:
+        """After a reconnect, calls whose channel Asterisk no longer has are over.
+
+        A websocket blip leaves channels in Stasis; an Asterisk restart takes
+        them all. Only Asterisk's own list can tell the two apart.
+        """
+        try:
+            alive = set(await client.channel_ids())
+        except Exception as e:  # noqa: BLE001
+            log.warning("app.reconcile_failed", error=str(e))
+            return
+        for session in self.router.sessions():
+            if session.channel_id not in alive:
+                session.deliver({"type": "StasisEnd", "channel": {"id": session.channel_id}})
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ready": self.ari.connected.is_set() and not self.draining,
+            "ari": self.ari.connected.is_set(),
+            "draining": self.draining,
+            "calls": len(self._call_tasks),
+            "uptime": round(time.time() - self.started, 1),
+        }
+
+    # -- lifecycle -------------------------------------------------------------
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._signal, sig)
+        try:
+            await self.redis.ping()
+        except Exception as e:  # noqa: BLE001
+            log.warning("app.redis_unreachable_at_start", error=str(e))
+        log.info("app.starting", app=self.cfg.ari.app, ari=self.cfg.ari.url)
+        async with asyncio.TaskGroup() as services:
+            services.create_task(self.ari.run(self._services_stop), name="ari")
+            services.create_task(self.agi.serve(self._services_stop), name="agi")
+            services.create_task(self.web.serve(self._services_stop), name="web")
+            async with asyncio.TaskGroup() as calls:
+                self._calls = calls
+                await self.shutdown.wait()
+                self.draining = True
+                n = len(self._call_tasks)
+                log.info("app.draining", calls=n, timeout=self.cfg.shutdown.drain_timeout)
+                try:
+                    await asyncio.wait_for(self._idle.wait(), self.cfg.shutdown.drain_timeout)
+                except TimeoutError:
+                    log.warning("app.drain_timeout", cancelling=len(self._call_tasks))
+                    for task in list(self._call_tasks):
+                        task.cancel()
+            self._calls = None
+            self._services_stop.set()
+        await self.redis.aclose()
+        log.info("app.stopped")
+        return 0
+
+    def _signal(self, sig: int) -> None:
+        if self.shutdown.is_set():
+            log.warning("app.second_signal")
+            return
+        log.info("app.signal", signal=signal.Signals(sig).name)
+        self.shutdown.set()

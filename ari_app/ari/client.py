@@ -1,0 +1,158 @@
+"""Typed ARI operations over asyncari's swagger repositories.
+
+asyncari is kept for its swagger-driven REST and its websocket handling; the
+app talks to Asterisk only through the methods here, so call code never
+touches untyped objects and tests can read every operation the app uses.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+from asyncari.client import Client
+from asyncari.model import OperationError
+from asyncswagger11.http_client import AsynchronousHttpClient, Authenticator
+
+Event = dict[str, Any]
+
+
+class AriError(Exception):
+    def __init__(self, op: str, status: int | None, message: str) -> None:
+        super().__init__(f"ARI {op} failed ({status}): {message}")
+        self.status = status
+
+
+class _Auth(Authenticator):  # type: ignore[misc]
+    """Basic auth on REST calls; the websocket takes `api_key` (its headers are not sent)."""
+
+    def __init__(self, host: str, username: str, password: str) -> None:
+        super().__init__(host)
+        self._basic = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._key = f"{username}:{password}"
+
+    def apply(self, headers: dict[str, str], params: dict[str, str]) -> None:
+        if headers is params:  # asyncswagger11's ws_connect passes one dict for both
+            params["api_key"] = self._key
+        else:
+            headers["Authorization"] = self._basic
+
+
+class RawClient(Client):  # type: ignore[misc]
+    """asyncari's client with events handed over raw, without building model objects.
+
+    Every event goes to `sink` synchronously: asyncari times out a listener
+    that blocks for over a second, so the sink must only enqueue.
+    """
+
+    def __init__(self, tg: Any, base_url: str, apps: str, http: Any,
+                 sink: Callable[[Event], None]) -> None:
+        super().__init__(tg, base_url, apps, http)
+        self._sink = sink
+        self.closed = anyio.Event()
+
+    async def process_ws(self, msg: Event) -> None:
+        self._sink(msg)
+
+    async def _run(self, evt: Any = None) -> None:
+        try:
+            await super()._run(evt)
+        finally:
+            self.closed.set()
+
+
+def make_http(host: str, username: str, password: str) -> Any:
+    http = AsynchronousHttpClient(auth=_Auth(host, username, password))
+    # asyncswagger11 allows only 3 concurrent requests; a busy hotline needs more.
+    http.session = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=3.0),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+    )
+    return http
+
+
+class AriClient:
+    def __init__(self, raw: RawClient) -> None:
+        self._raw = raw
+
+    async def _op(self, repo: str, op: str, *, missing_ok: bool = False, **kw: Any) -> Any:
+        try:
+            return await getattr(getattr(self._raw, repo), op)(**kw)
+        except OperationError as e:
+            cause = e.__cause__
+            status = getattr(getattr(cause, "response", None), "status_code", None)
+            if missing_ok and status in (404, 409, 422):
+                return None
+            raise AriError(f"{repo}.{op}", status, str(e)) from None
+        except httpx.HTTPStatusError as e:
+            status = e.response.status_code
+            if missing_ok and status in (404, 409, 422):
+                return None
+            raise AriError(f"{repo}.{op}", status, e.response.text[:200]) from None
+        except httpx.HTTPError as e:
+            raise AriError(f"{repo}.{op}", None, str(e) or type(e).__name__) from None
+
+    # -- channels -----------------------------------------------------------
+    async def answer(self, channel_id: str) -> None:
+        await self._op("channels", "answer", channelId=channel_id)
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self._op("channels", "hangup", missing_ok=True, channelId=channel_id, reason=reason)
+
+    async def play(self, channel_id: str, media: list[str], lang: str, playback_id: str) -> None:
+        await self._op("channels", "playWithId", channelId=channel_id, playbackId=playback_id,
+                       media=",".join(media), lang=lang)
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self._op("playbacks", "stop", missing_ok=True, playbackId=playback_id)
+
+    async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
+        await self._op("channels", "startMoh", missing_ok=True, channelId=channel_id,
+                       mohClass=moh_class)
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self._op("channels", "stopMoh", missing_ok=True, channelId=channel_id)
+
+    async def set_var(self, channel_id: str, name: str, value: str) -> None:
+        await self._op("channels", "setChannelVar", missing_ok=True, channelId=channel_id,
+                       variable=name, value=value)
+
+    async def continue_in_dialplan(self, channel_id: str) -> None:
+        await self._op("channels", "continueInDialplan", missing_ok=True, channelId=channel_id)
+
+    async def originate(self, endpoint: str, channel_id: str, app: str, app_args: str,
+                        ring_seconds: int, caller_id: str, other_channel_id: str | None = None) -> None:
+        kw: dict[str, Any] = {}
+        if other_channel_id:
+            kw["otherChannelId"] = other_channel_id
+        await self._op("channels", "originateWithId", channelId=channel_id, endpoint=endpoint,
+                       app=app, appArgs=app_args, timeout=ring_seconds, callerId=caller_id, **kw)
+
+    async def ring(self, channel_id: str) -> None:
+        await self._op("channels", "ring", missing_ok=True, channelId=channel_id)
+
+    # -- bridges ------------------------------------------------------------
+    async def create_bridge(self, bridge_id: str, name: str) -> None:
+        await self._op("bridges", "createWithId", bridgeId=bridge_id, type="mixing", name=name)
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self._op("bridges", "addChannel", bridgeId=bridge_id, channel=",".join(channel_ids))
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self._op("bridges", "destroy", missing_ok=True, bridgeId=bridge_id)
+
+    # -- inventory ------------------------------------------------------------
+    async def channel_ids(self) -> list[str]:
+        res = await self._op("channels", "list")
+        return [c.id for c in res or []]
+
+    async def bridge_ids(self) -> list[str]:
+        res = await self._op("bridges", "list")
+        return [b.id for b in res or []]
+
+    async def info(self) -> dict[str, Any]:
+        res = await self._op("asterisk", "getInfo")
+        return dict(res) if isinstance(res, dict) else {}

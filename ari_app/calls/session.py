@@ -1,0 +1,160 @@
+"""One call's view of Asterisk: an inbox of its ARI events and the few media
+primitives every state is built from (play with barge-in, wait for a digit).
+
+The ARI reader never blocks on a call: it only drops events in the inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ari_app.ari.client import AriClient, AriError, Event
+
+DTMF_KEYS = frozenset("0123456789*#")
+_ids = itertools.count(1)
+
+
+class CallerGone(Exception):
+    """The caller's channel left Stasis (hung up, or Asterisk went away)."""
+
+    def __init__(self, cause: str = "hangup") -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class AriUnavailable(Exception):
+    """The ARI connection is down; the call cannot be driven until it returns."""
+
+
+@dataclass
+class PlayResult:
+    digit: str | None  # the key that interrupted the prompt, if any
+
+
+@dataclass
+class CallSession:
+    call_id: str
+    channel_id: str
+    caller: str
+    dialled: str
+    app_args: list[str]
+    ari_ref: Any  # a zero-arg callable returning the current AriClient or None
+    inbox: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    gone: str | None = None
+    language: str = "en"
+    playbacks: set[str] = field(default_factory=set)
+    prompts: list[str] = field(default_factory=list)
+    digits: list[str] = field(default_factory=list)
+    pending_digits: list[str] = field(default_factory=list)
+
+    @property
+    def ari(self) -> AriClient:
+        client = self.ari_ref()
+        if client is None:
+            raise AriUnavailable()
+        assert isinstance(client, AriClient)
+        return client
+
+    def deliver(self, event: Event) -> None:
+        self.inbox.put_nowait(event)
+
+    # -- event handling ---------------------------------------------------
+    def _absorb(self, ev: Event) -> str | None:
+        """Apply an event to the session. Returns a digit when one was pressed."""
+        kind = ev.get("type")
+        chan = (ev.get("channel") or {}).get("id")
+        if kind in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest") \
+                and chan == self.channel_id:
+            self.gone = self.gone or ("hangup" if kind != "StasisEnd" else "left")
+            raise CallerGone(self.gone)
+        if kind == "ChannelDtmfReceived" and chan == self.channel_id:
+            digit = str(ev.get("digit", ""))
+            if digit in DTMF_KEYS:
+                self.digits.append(digit)
+                return digit
+        if kind == "PlaybackFinished":
+            self.playbacks.discard((ev.get("playback") or {}).get("id", ""))
+        return None
+
+    async def _next(self, wait: float | None) -> Event | None:
+        if self.gone:
+            raise CallerGone(self.gone)
+        try:
+            if wait is None:
+                return await self.inbox.get()
+            return await asyncio.wait_for(self.inbox.get(), max(wait, 0))
+        except TimeoutError:
+            return None
+
+    # -- primitives --------------------------------------------------------
+    async def play(self, media: list[str], *, interruptible: bool = True,
+                   lang: str | None = None) -> PlayResult:
+        """Play a list of sounds as one playback; a key pressed stops it and is returned.
+
+        A key already waiting (typed ahead) skips the prompt entirely, which is
+        what callers who know the menu expect.
+        """
+        if interruptible and self.pending_digits:
+            return PlayResult(self.pending_digits.pop(0))
+        if not media:
+            return PlayResult(None)
+        pb_id = f"{self.call_id}-pb{next(_ids)}"
+        self.playbacks.add(pb_id)
+        lang = lang or self.language
+        self.prompts.extend(f"{lang}:{m.removeprefix('sound:')}" for m in media)
+        try:
+            await self.ari.play(self.channel_id, media, lang, pb_id)
+        except AriError as e:
+            self.playbacks.discard(pb_id)
+            if e.status == 404:
+                raise CallerGone("hangup") from None
+            raise
+        while True:
+            ev = await self._next(None)
+            assert ev is not None
+            digit = self._absorb(ev)
+            if digit is not None and interruptible:
+                await self.ari.stop_playback(pb_id)
+                self.playbacks.discard(pb_id)
+                return PlayResult(digit)
+            if digit is not None:
+                self.pending_digits.append(digit)
+            if ev.get("type") == "PlaybackFinished" and \
+                    (ev.get("playback") or {}).get("id") == pb_id:
+                return PlayResult(None)
+
+    async def wait_digit(self, seconds: float) -> str | None:
+        """The next key within `seconds`, or None."""
+        if self.pending_digits:
+            return self.pending_digits.pop(0)
+        deadline = time.monotonic() + seconds
+        while True:
+            ev = await self._next(deadline - time.monotonic())
+            if ev is None:
+                return None
+            digit = self._absorb(ev)
+            if digit is not None:
+                return digit
+
+    async def pause(self, seconds: float) -> None:
+        """Let time pass while still noticing a hang-up; keys are kept for later."""
+        deadline = time.monotonic() + seconds
+        while True:
+            ev = await self._next(deadline - time.monotonic())
+            if ev is None:
+                return
+            digit = self._absorb(ev)
+            if digit is not None:
+                self.pending_digits.append(digit)
+
+    async def hangup(self, reason: str = "normal") -> None:
+        if self.gone:
+            return
+        client = self.ari_ref()
+        if client is not None:
+            await client.hangup(self.channel_id, reason)
+        self.gone = "app"

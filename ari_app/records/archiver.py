@@ -1,0 +1,282 @@
+"""Move records from the Redis stream into the SQLite archive, losing none.
+
+Delivery is at-least-once: entries are XACKed only after the SQLite commit,
+so a crash between the two re-delivers them and `INSERT OR IGNORE` drops the
+repeat. A consumer that dies leaves entries pending; any live archiver takes
+them over with XAUTOCLAIM once they have idled `claim_idle_ms`.
+
+An entry that can never be archived (not JSON, not a valid CallRecord, or
+refused by SQLite on its own) is copied to the dead-letter stream with the
+reason and then acked, so it is kept for a human but never blocks the stream.
+Failures of Redis or of the disk as a whole are not the entry's fault: those
+entries stay pending and the loop retries with backoff.
+
+Acked entries older than `retain_seconds` are trimmed so the stream does not
+grow forever; trimming never passes an entry some group has yet to ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from pydantic import ValidationError
+from redis.exceptions import ResponseError
+
+from ari_app.records.archive import Archive
+from ari_app.records.model import CallRecord, utcnow
+from ari_app.records.stream import RECORD_FIELD, dead_key, records_key
+
+log = structlog.get_logger(__name__)
+
+GROUP = "archiver"
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass
+class Stats:
+    archived: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    claimed: int = 0
+    errors: int = 0
+    batches: int = 0
+    last_error: str | None = field(default=None)
+
+
+class Archiver:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        key_prefix: str,
+        archive: Archive,
+        *,
+        consumer: str | None = None,
+        batch: int = 500,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 60_000,
+        retain_seconds: float = 86_400.0,
+    ) -> None:
+        self.redis = redis
+        self.archive = archive
+        self.key = records_key(key_prefix)
+        self.dead_key = dead_key(key_prefix)
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.retain_seconds = retain_seconds
+        self.stats = Stats()
+        self._last_claim = 0.0
+        self._claim_from = "0-0"
+        self._last_trim = 0.0
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.key, GROUP, id="0", mkstream=True)
+        except ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    # -- one step -----------------------------------------------------------
+
+    async def step(self) -> int:
+        """Archive one batch: own pending first, then dead consumers', then new.
+
+        Returns the number of entries handled (0 when the stream was idle).
+        """
+        entries = await self._read("0", block=None)  # delivered to us, never acked
+        if not entries and time.monotonic() - self._last_claim >= self.claim_idle_ms / 1000 / 2:
+            self._last_claim = time.monotonic()
+            entries = await self._claim()
+        if not entries:
+            entries = await self._read(">", block=self.block_ms)
+        if entries:
+            await self._handle(entries)
+        if time.monotonic() - self._last_trim >= 60:
+            self._last_trim = time.monotonic()
+            await self._trim()
+        return len(entries)
+
+    async def _read(self, since: str, block: int | None) -> list[Entry]:
+        resp: Any = await self.redis.xreadgroup(
+            GROUP, self.consumer, {self.key: since}, count=self.batch, block=block
+        )
+        return _entries(resp)
+
+    async def _claim(self) -> list[Entry]:
+        resp: Any = await self.redis.xautoclaim(
+            self.key, GROUP, self.consumer, self.claim_idle_ms, start_id=self._claim_from,
+            count=self.batch,
+        )  # fmt: skip
+        # XAUTOCLAIM scans a bounded slice of the pending list; resume there next time.
+        self._claim_from = _text(resp[0]) if resp else "0-0"
+        items = resp[1] if resp else []
+        out: list[Entry] = [(eid, fields or {}) for eid, fields in items]
+        if out:
+            self.stats.claimed += len(out)
+            log.info("archiver.claimed", count=len(out), consumer=self.consumer)
+        return out
+
+    # -- handling -------------------------------------------------------------
+
+    async def _handle(self, entries: list[Entry]) -> None:
+        good: list[tuple[bytes, CallRecord]] = []
+        dead: list[tuple[bytes, dict[bytes, bytes], str]] = []
+        for eid, fields in entries:
+            reason, rec = decode(fields)
+            if rec is None:
+                dead.append((eid, fields, reason))
+            else:
+                good.append((eid, rec))
+        inserted, refused = await asyncio.to_thread(self._store, [r for _, r in good])
+        for idx, why in refused:
+            eid, rec = good[idx]
+            fields = {RECORD_FIELD.encode(): rec.model_dump_json().encode()}
+            dead.append((eid, fields, f"sqlite refused: {why}"))
+        for eid, fields, reason in dead:
+            await self._dead_letter(eid, fields, reason)
+        await self.redis.xack(self.key, GROUP, *[eid for eid, _ in entries])
+        stored = len(good) - len(refused)
+        self.stats.archived += inserted
+        self.stats.duplicates += stored - inserted
+        self.stats.dead += len(dead)
+        self.stats.batches += 1
+        log.debug("archiver.batch", entries=len(entries), inserted=inserted, dead=len(dead))
+
+    def _store(self, recs: list[CallRecord]) -> tuple[int, list[tuple[int, str]]]:
+        """Insert the batch; if SQLite refuses it, find the records it refuses alone.
+
+        OperationalError (locked, disk full, I/O) is about the database, not a
+        record: it propagates so nothing is acked and the batch is retried.
+        """
+        if not recs:
+            return 0, []
+        try:
+            return self.archive.insert(recs), []
+        except sqlite3.OperationalError:
+            raise
+        except (sqlite3.Error, ValueError, TypeError):
+            pass  # some record in the batch is at fault: find which, one by one
+        inserted = 0
+        refused: list[tuple[int, str]] = []
+        for i, r in enumerate(recs):
+            try:
+                inserted += self.archive.insert([r])
+            except sqlite3.OperationalError:
+                raise
+            except (sqlite3.Error, ValueError, TypeError) as e:
+                refused.append((i, repr(e)))
+        return inserted, refused
+
+    async def _dead_letter(self, eid: bytes, fields: dict[bytes, bytes], reason: str) -> None:
+        raw = fields.get(RECORD_FIELD.encode())
+        entry: dict[str, bytes | str] = {
+            "id": eid,
+            "reason": reason,
+            "consumer": self.consumer,
+            "at": utcnow(),
+        }
+        if raw is not None:
+            entry[RECORD_FIELD] = raw
+        others = {k: v for k, v in fields.items() if k != RECORD_FIELD.encode()}
+        if others:
+            entry["other_fields"] = repr(others)
+        await self.redis.xadd(self.dead_key, entry)  # type: ignore[arg-type]
+        log.error("archiver.dead_letter", id=eid.decode(), reason=reason)
+
+    async def _trim(self) -> None:
+        """Drop entries every group has acked and that are older than the retention."""
+        try:
+            groups: list[dict[Any, Any]] = await self.redis.xinfo_groups(self.key)
+        except ResponseError:
+            return
+        floor_ms = int((time.time() - self.retain_seconds) * 1000)
+        for g in groups:
+            # MINID <ms>-0 keeps every entry from that millisecond on, so using
+            # the millisecond of the oldest unsafe entry never drops it.
+            floor_ms = min(floor_ms, _ms(g.get("last-delivered-id")))
+            if int(g.get("pending") or 0):
+                pending: Any = await self.redis.xpending(self.key, _text(g.get("name")))
+                if pending.get("min"):
+                    floor_ms = min(floor_ms, _ms(pending["min"]))
+        if floor_ms > 0:
+            await self.redis.xtrim(self.key, minid=f"{floor_ms}-0", approximate=False)
+
+    # -- loop -------------------------------------------------------------------
+
+    async def run_forever(self, stop: asyncio.Event) -> Stats:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                await self.ensure_group()
+                while not stop.is_set():
+                    await self.step()
+                    backoff = 0.5
+            except Exception as e:  # noqa: BLE001 - log, back off, retry: never die on a batch
+                self.stats.errors += 1
+                self.stats.last_error = repr(e)
+                log.warning("archiver.retrying", error=repr(e), in_seconds=backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 30.0)
+        log.info("archiver.stopped", **self.stats.__dict__)
+        return self.stats
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _ms(entry_id: Any) -> int:
+    return int(_text(entry_id).split("-")[0])
+
+
+def _entries(resp: Any) -> list[Entry]:
+    if not resp:
+        return []
+    # RESP2 gives [[key, entries]]; RESP3 gives {key: [entries]} (one list deeper).
+    pairs = resp.items() if isinstance(resp, dict) else resp
+    out: list[Entry] = []
+    for _key, items in pairs:
+        if items and isinstance(items[0], list):
+            items = items[0]
+        for eid, fields in items:
+            # A pending entry since deleted from the stream comes back without fields.
+            out.append((eid, fields or {}))
+    return out
+
+
+def decode(fields: dict[bytes, bytes]) -> tuple[str, CallRecord | None]:
+    raw = fields.get(RECORD_FIELD.encode())
+    if raw is None:
+        return (f"no '{RECORD_FIELD}' field (entry deleted or malformed)", None)
+    try:
+        return ("", CallRecord.model_validate_json(raw))
+    except ValidationError as e:
+        first = e.errors(include_url=False)[:5]
+        parts = [f"{'.'.join(str(p) for p in x['loc']) or '(record)'}: {x['msg']}" for x in first]
+        return ("invalid record: " + "; ".join(parts), None)
+    except (ValueError, UnicodeDecodeError) as e:
+        return (f"undecodable: {e}", None)
+
+
+async def run(
+    cfg_redis_url: str, key_prefix: str, db_path: str | os.PathLike[str], stop_event: asyncio.Event
+) -> Stats:
+    client = aioredis.Redis.from_url(cfg_redis_url, socket_connect_timeout=5, socket_timeout=30)
+    archive = Archive(db_path)
+    try:
+        return await Archiver(client, key_prefix, archive).run_forever(stop_event)
+    finally:
+        archive.close()
+        await client.aclose()

@@ -1,0 +1,139 @@
+"""`hotline records export|import` and `hotline archiver`.
+
+Handlers return an exit code and print one readable line on failure rather
+than a traceback: 0 ok, 1 refused/failed, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from datetime import date
+from pathlib import Path
+
+from ari_app.records.archive import Archive, ArchiveError
+
+DEFAULT_DB = "var/archive.sqlite3"
+
+
+def default_db() -> str:
+    return os.environ.get("HOTLINE_ARCHIVE", DEFAULT_DB)
+
+
+def default_tz() -> str:
+    # Month and day boundaries are local; the archive itself is all UTC.
+    return os.environ.get("HOTLINE_TZ", "UTC")
+
+
+def _date(s: str) -> date:
+    try:
+        return date.fromisoformat(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {s!r}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rec = sub.add_parser("records", help="export or import archived call records")
+    rsub = rec.add_subparsers(dest="records_cmd", required=True)
+
+    ex = rsub.add_parser("export", help="write archived records for a date range")
+    ex.add_argument("--from", dest="date_from", type=_date, required=True, help="first day")
+    ex.add_argument("--to", dest="date_to", type=_date, required=True, help="last day (inclusive)")
+    ex.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    ex.add_argument("--out", help="file to write (default: standard output)")
+    ex.add_argument("--tz", default=default_tz(), help="time zone of the dates (env HOTLINE_TZ)")
+    ex.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
+    ex.set_defaults(func=cmd_export)
+
+    im = rsub.add_parser("import", help="import a JSONL file of records, all or nothing")
+    im.add_argument("file", help="records, one JSON object a line")
+    im.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
+    im.set_defaults(func=cmd_import)
+
+    ar = sub.add_parser("archiver", help="move call records from Redis into the archive")
+    ar.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
+    ar.set_defaults(func=cmd_archiver)
+
+
+def _err(msg: str) -> None:
+    print(f"hotline: {msg}", file=sys.stderr)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ari_app.records.io import export
+    from ari_app.reports.compute import Period
+
+    if args.date_to < args.date_from:
+        _err("--to is before --from")
+        return 2
+    if not Path(args.db).exists():
+        _err(f"{args.db}: no archive there")
+        return 1
+    try:
+        start, end = Period(args.date_from, args.date_to, args.tz).utc_bounds()
+    except (KeyError, ValueError) as e:
+        _err(f"unknown time zone {args.tz!r}: {e}")
+        return 2
+    try:
+        with Archive(args.db) as archive:
+            if args.out:
+                with open(args.out, "w", encoding="utf-8", newline="") as f:
+                    n = export(archive, start, end, args.format, f)
+            else:
+                n = export(archive, start, end, args.format, sys.stdout)
+    except (ArchiveError, OSError) as e:
+        _err(str(e))
+        return 1
+    print(f"exported {n} records", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ari_app.records.io import import_jsonl
+
+    if not Path(args.file).is_file():
+        _err(f"{args.file}: no such file")
+        return 1
+    try:
+        with Archive(args.db) as archive:
+            res = import_jsonl(archive, args.file)
+    except (ArchiveError, OSError) as e:
+        _err(str(e))
+        return 1
+    if res.refused:
+        _err(f"{args.file}: refused, nothing imported: {len(res.bad)} bad line(s) of {res.lines}")
+        for b in res.bad:
+            print(f"  line {b.line}: {b.reason}", file=sys.stderr)
+        return 1
+    print(f"imported {res.imported}, duplicates {res.duplicates}, lines {res.lines}")
+    return 0
+
+
+def cmd_archiver(args: argparse.Namespace) -> int:
+    from ari_app.config import ConfigError, load_config
+    from ari_app.records.archiver import run
+
+    try:
+        cfg = load_config(getattr(args, "config", None))
+    except ConfigError as e:
+        _err(str(e))
+        return 1
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await run(cfg.redis.url, cfg.redis.key_prefix, args.db, stop)
+
+    try:
+        asyncio.run(main())
+    except ArchiveError as e:
+        _err(str(e))
+        return 1
+    return 0

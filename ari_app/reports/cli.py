@@ -1,0 +1,104 @@
+"""`hotline report`: figures for a month or a date range, as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from ari_app.records.archive import Archive, ArchiveError
+from ari_app.records.cli import _date, default_db, default_tz
+
+
+def _month(s: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", s):
+        raise argparse.ArgumentTypeError(f"not a month (YYYY-MM): {s!r}")
+    return s
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("report", help="call figures for a month or a date range")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--month", type=_month, help="YYYY-MM")
+    when.add_argument("--from", dest="date_from", type=_date, help="first day (with --to)")
+    p.add_argument("--to", dest="date_to", type=_date, help="last day, inclusive")
+    p.add_argument("--entity", action="append", default=[], help="only this entity (repeatable)")
+    p.add_argument("--site", action="append", default=[], help="only this site (repeatable)")
+    p.add_argument("--language", action="append", default=[], help="only this language")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--out", help="file to write (default: standard output)")
+    p.add_argument("--charts", metavar="DIR", help="also write PNG charts into DIR")
+    p.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
+    p.add_argument("--sla-seconds", type=float, default=20.0, help="service level threshold")
+    p.add_argument("--top", type=int, default=4, help="entities named in the statement")
+    p.add_argument("--tz", default=default_tz(), help="time zone for days/hours (env HOTLINE_TZ)")
+    p.set_defaults(func=cmd_report)
+
+
+def _names_and_other(config: str | None) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Entity display names and the 'other departments' id, if a config can be read."""
+    from ari_app.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        if config is not None:
+            print(f"hotline: note: entity names unavailable: {e}", file=sys.stderr)
+        return {}, ("other",)
+    names = {e.id: e.names.get("en") or next(iter(e.names.values()), e.id) for e in cfg.entities}
+    return names, (cfg.other_departments.id,)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ari_app.reports.charts import write_charts
+    from ari_app.reports.compute import Period, Query, compute
+    from ari_app.reports.render import to_csv, to_json, to_table
+
+    try:
+        if args.month:
+            period = Period.month(args.month, args.tz)
+        else:
+            if args.date_to is None:
+                print("hotline: --from needs --to", file=sys.stderr)
+                return 2
+            if args.date_to < args.date_from:
+                print("hotline: --to is before --from", file=sys.stderr)
+                return 2
+            period = Period(args.date_from, args.date_to, args.tz)
+        period.utc_bounds()
+    except (KeyError, ValueError) as e:
+        print(f"hotline: bad period or time zone: {e}", file=sys.stderr)
+        return 2
+    if not Path(args.db).exists():
+        print(f"hotline: {args.db}: no archive there", file=sys.stderr)
+        return 1
+    names, other = _names_and_other(getattr(args, "config", None))
+    q = Query(
+        period=period,
+        entities=tuple(args.entity),
+        sites=tuple(args.site),
+        languages=tuple(args.language),
+        sla_seconds=args.sla_seconds,
+        top=args.top,
+        other_ids=other,
+    )
+    try:
+        with Archive(args.db) as archive:
+            report = compute(archive.db, q)
+    except ArchiveError as e:
+        print(f"hotline: {e}", file=sys.stderr)
+        return 1
+    text = {
+        "table": lambda: to_table(report, names),
+        "csv": lambda: to_csv(report),
+        "json": lambda: to_json(report),
+    }[args.format]()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if args.charts:
+        for path in write_charts(report, args.charts, names):
+            print(f"chart: {path}", file=sys.stderr)
+    return 0

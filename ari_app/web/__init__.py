@@ -1,0 +1,1 @@
+"""HTTP: health, metrics, the agents' API and the supervisors' wallboard."""

@@ -1,0 +1,503 @@
+#!/usr/bin/env python3
+"""The rig: real Asterisk 22 (in a Debian sid chroot), real Redis, and the app.
+
+Used by `make run`, `make demo`, `make test` and the test fixtures. It is
+idempotent: every step checks what is already there. Each stack has a name and
+a port offset, so a test stack and a `make run` stack live side by side.
+
+Stdlib only, so it runs before the venv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ROOTFS = Path(os.environ.get("HOTLINE_ROOTFS", "/opt/hotline/rootfs"))
+CHROOT_PACKAGES = [
+    "asterisk", "asterisk-modules", "asterisk-core-sounds-en-gsm", "asterisk-moh-opsound-gsm",
+]
+# command on PATH -> Debian package providing it
+HOST_PACKAGES = {
+    "redis-server": "redis-server",
+    "sipp": "sip-tester",
+    "espeak-ng": "espeak-ng",
+    "sox": "sox",
+    "debootstrap": "debootstrap",
+    "chromium": "chromium",
+    "curl": "curl",
+}
+READY_MARK = ".hotline-rootfs-ready"
+
+
+def log(msg: str) -> None:
+    print(f"[stack] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- install --
+
+def ensure_host_packages(extra: dict[str, str] | None = None) -> None:
+    wanted = dict(HOST_PACKAGES, **(extra or {}))
+    missing = sorted({pkg for cmd, pkg in wanted.items() if shutil.which(cmd) is None})
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(f"missing Debian packages {' '.join(missing)}: install them as root")
+    log(f"installing Debian packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def ensure_rootfs(rootfs: Path = DEFAULT_ROOTFS) -> str:
+    """Asterisk 22 from Debian sid in a chroot (Debian 12 ships no asterisk)."""
+    if not (rootfs / READY_MARK).exists():
+        tmp = rootfs.with_name(rootfs.name + ".partial")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        log(f"debootstrap Debian sid with Asterisk into {rootfs} (about a minute)")
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={','.join(CHROOT_PACKAGES)}",
+             "sid", str(tmp)], capture_output=True, text=True)
+        if proc.returncode != 0 or not (tmp / "usr/sbin/asterisk").exists():
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+            raise SystemExit(
+                "could not install Asterisk from Debian sid into the chroot "
+                f"(debootstrap exit {proc.returncode}). If sid no longer has the asterisk "
+                f"package, that is the cause.\n{tail}")
+        (tmp / READY_MARK).write_text(time.strftime("%F %T\n"))
+        if rootfs.exists():
+            shutil.rmtree(rootfs)
+        tmp.rename(rootfs)
+        log(f"chroot ready in {time.monotonic() - t0:.0f}s")
+    # Without a resolvable hostname Asterisk blocks on DNS and calls fail under load.
+    host = socket.gethostname()
+    (rootfs / "etc/hosts").write_text(f"127.0.0.1 localhost {host}\n::1 localhost ip6-localhost\n")
+    version = subprocess.run(["chroot", str(rootfs), "/usr/sbin/asterisk", "-V"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return version
+
+
+def chroot_path(rootfs: Path, path: Path) -> Path:
+    """Follow symlinks as the chroot sees them (Debian's sounds/en points at
+    /etc/alternatives/..., which means nothing on the host)."""
+    for _ in range(10):
+        if not path.is_symlink():
+            return path
+        target = Path(os.readlink(path))
+        path = rootfs / target.relative_to("/") if target.is_absolute() else path.parent / target
+    return path
+
+
+def module_dir(rootfs: Path) -> str:
+    for cand in sorted((rootfs / "usr/lib").glob("*/asterisk/modules")):
+        return "/" + str(cand.relative_to(rootfs))
+    return "/usr/lib/asterisk/modules"
+
+
+# ------------------------------------------------------------------ stack --
+
+@dataclass(frozen=True)
+class Ports:
+    offset: int
+
+    @property
+    def sip(self) -> int:
+        return 5060 + self.offset
+
+    @property
+    def http(self) -> int:
+        return 8088 + self.offset
+
+    @property
+    def ami(self) -> int:
+        return 5038 + self.offset
+
+    @property
+    def agi(self) -> int:
+        return 4573 + self.offset
+
+    @property
+    def app_http(self) -> int:
+        return 8109 + self.offset
+
+    @property
+    def redis(self) -> int:
+        return 6390 + self.offset
+
+    @property
+    def rtp(self) -> tuple[int, int]:
+        base = 20000 + self.offset * 20
+        return base, base + 1999
+
+
+class Stack:
+    """One named stack: its own Asterisk instance dir, Redis, app process and ports."""
+
+    def __init__(self, name: str = "main", offset: int = 0, rootfs: Path = DEFAULT_ROOTFS,
+                 config: Path = ROOT / "config/hotline.yaml", app_name: str = "hotline") -> None:
+        self.name = name
+        self.ports = Ports(offset)
+        self.rootfs = rootfs
+        self.base_config = config
+        self.app_name = app_name
+        self.dir = ROOT / ".stack" / name
+        self.inst_rel = f"/srv/hotline/{name}"
+        self.inst = rootfs / self.inst_rel.lstrip("/")
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- files ---------------------------------------------------------------
+    def secret(self, key: str) -> str:
+        d = self.dir / "secrets"
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        f = d / key
+        if not f.exists():
+            f.write_text(secrets.token_urlsafe(24))
+            f.chmod(0o600)
+        return f.read_text().strip()
+
+    @property
+    def app_config(self) -> Path:
+        return self.dir / "hotline.yaml"
+
+    @property
+    def app_log(self) -> Path:
+        return self.dir / "app.log"
+
+    @property
+    def asterisk_conf(self) -> str:
+        return f"{self.inst_rel}/etc/asterisk.conf"
+
+    def _raw_config(self) -> dict:
+        import yaml  # only needed once the venv exists (render time)
+
+        return yaml.safe_load(self.base_config.read_text(encoding="utf-8"))
+
+    def tokens(self, raw: dict) -> dict[str, str]:
+        numbers = []
+        for number in raw.get("numbers", {}):
+            numbers.append(f"exten => {number},1,Set(__HOTLINE_DIALLED=${{EXTEN}})\n"
+                           f" same => n,Goto(hotline-entry,s,1)")
+        rtp_start, rtp_end = self.ports.rtp
+        return {
+            "BIND": "127.0.0.1",
+            "SIP_PORT": str(self.ports.sip),
+            "HTTP_PORT": str(self.ports.http),
+            "AMI_PORT": str(self.ports.ami),
+            "AGI_PORT": str(self.ports.agi),
+            "RTP_START": str(rtp_start),
+            "RTP_END": str(rtp_end),
+            "ARI_PASSWORD": self.secret("ari_password"),
+            "AMI_SECRET": self.secret("ami_secret"),
+            "APP_NAME": self.app_name,
+            "INSTANCE_DIR": self.inst_rel,
+            "MODULE_DIR": module_dir(self.rootfs),
+            "CARRIER_MATCH": "127.0.0.1",
+            "DEFAULT_LANGUAGE": str(raw.get("default_language", "en")),
+            "HOTLINE_NUMBERS": "\n".join(numbers),
+        }
+
+    def render_asterisk(self) -> None:
+        raw = self._raw_config()
+        tokens = self.tokens(raw)
+        etc = self.inst / "etc"
+        for sub in ("etc", "run", "log", "spool", "lib", "cache"):
+            (self.inst / sub).mkdir(parents=True, exist_ok=True)
+        for tpl in sorted((ROOT / "asterisk-config").glob("*.conf")):
+            text = tpl.read_text(encoding="utf-8")
+            for key, val in tokens.items():
+                text = text.replace(f"@{key}@", val)
+            (etc / tpl.name).write_text(text, encoding="utf-8")
+        (etc / "pjsip_agents.conf").write_text(self.render_agents(), encoding="utf-8")
+        for f in etc.iterdir():
+            f.chmod(0o600)
+
+    def render_agents(self) -> str:
+        """Agent endpoints come from the config via the app's own renderer."""
+        try:
+            sys.path.insert(0, str(ROOT))
+            from ari_app.agents.render import render_pjsip_agents  # type: ignore[import-not-found]
+            from ari_app.config import load_config
+        except (ImportError, AttributeError):
+            return "; no agent renderer available\n"
+        cfg = load_config(self.base_config)
+        return render_pjsip_agents(cfg, self.dir / "secrets" / "agents")
+
+    def write_app_config(self) -> None:
+        import yaml
+
+        raw = self._raw_config()
+        self.secret("api_token")
+        raw["ari"] = dict(raw.get("ari", {}), url=f"http://127.0.0.1:{self.ports.http}/",
+                          password={"file": "secrets/ari_password"}, app=self.app_name)
+        raw["ami"] = dict(raw.get("ami", {}), port=self.ports.ami,
+                          secret={"file": "secrets/ami_secret"})
+        raw["agi"] = dict(raw.get("agi", {}), port=self.ports.agi)
+        raw["redis"] = dict(raw.get("redis", {}), url=f"redis://127.0.0.1:{self.ports.redis}/0")
+        raw["http"] = dict(raw.get("http", {}), port=self.ports.app_http,
+                           token={"file": "secrets/api_token"})
+        if raw.get("agents_file"):
+            raw["agents_file"] = str((self.base_config.parent / raw["agents_file"]).resolve())
+        raw["prompts_dir"] = str((self.base_config.parent / raw.get("prompts_dir", "prompts"))
+                                 .resolve())
+        raw["callers"] = dict(raw.get("callers") or {}, salt={"file": "secrets/caller_salt"})
+        self.secret("caller_salt")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.app_config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False),
+                                   encoding="utf-8")
+
+    def install_sounds(self, sounds: Path = ROOT / "build/sounds") -> int:
+        """Copy rendered prompts into the chroot's sounds tree (only changed files)."""
+        dest_root = self.rootfs / "usr/share/asterisk/sounds"
+        n = 0
+        if not sounds.is_dir():
+            return 0
+        for src in sounds.rglob("*.wav"):
+            rel = src.relative_to(sounds)
+            dest = chroot_path(self.rootfs, dest_root / rel.parts[0]) / Path(*rel.parts[1:])
+            st = src.stat()
+            if dest.exists() and dest.stat().st_size == st.st_size and \
+                    dest.stat().st_mtime >= st.st_mtime:
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+            n += 1
+        return n
+
+    # -- processes -------------------------------------------------------------
+    def _spawn(self, what: str, argv: list[str], logfile: Path,
+               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        out = open(logfile, "ab")  # noqa: SIM115 - the child owns it
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+        out.close()
+        (self.dir / f"{what}.pid").write_text(str(proc.pid))
+        self.procs[what] = proc
+        return proc
+
+    def _pid(self, what: str) -> int | None:
+        f = self.dir / f"{what}.pid"
+        try:
+            pid = int(f.read_text())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def stop(self, what: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        pid = self._pid(what)
+        if pid is None:
+            return
+        proc = self.procs.pop(what, None)
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None:
+                if proc.poll() is not None:
+                    break
+            elif not _alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            log(f"{what} did not stop in {timeout}s: killing")
+            with _suppress():
+                os.kill(pid, signal.SIGKILL)
+            if proc is not None:
+                proc.wait()
+        (self.dir / f"{what}.pid").unlink(missing_ok=True)
+
+    def start_redis(self) -> None:
+        self.stop("redis")
+        data = self.dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self._spawn("redis", [
+            shutil.which("redis-server") or "redis-server", "--port", str(self.ports.redis),
+            "--bind", "127.0.0.1", "--dir", str(data), "--appendonly", "yes",
+            "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"],
+            self.dir / "redis.log")
+        _wait(lambda: _redis_ping(self.ports.redis), 10, "redis-server",
+              self.procs["redis"], self.dir / "redis.log")
+
+    def start_asterisk(self) -> None:
+        self.stop("asterisk")
+        self.render_asterisk()
+        for stale in ("run/asterisk.ctl", "run/asterisk.pid", "log/messages.log"):
+            (self.inst / stale).unlink(missing_ok=True)
+        self._spawn("asterisk", ["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-f",
+                                 "-C", self.asterisk_conf], self.dir / "asterisk.out")
+        _wait(self.ari_ready, 60, "Asterisk (ARI)", self.procs["asterisk"],
+              self.inst / "log/messages.log")
+        self.asterisk_cli("core waitfullybooted")
+
+    def asterisk_cli(self, command: str) -> str:
+        return subprocess.run(["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-C",
+                               self.asterisk_conf, "-rx", command],
+                              capture_output=True, text=True, timeout=30).stdout
+
+    def start_app(self, extra_env: dict[str, str] | None = None) -> None:
+        self.stop("app")
+        self.write_app_config()
+        exe = ROOT / ".venv/bin/hotline"
+        env = dict(os.environ, HOTLINE_LOG_FORMAT="json", **(extra_env or {}))
+        self._spawn("app", [str(exe), "--config", str(self.app_config), "run"], self.app_log,
+                    env=env)
+        _wait(self.app_ready, 30, "hotline app", self.procs["app"], self.app_log)
+
+    def kill_app(self) -> None:
+        self.stop("app", signal.SIGKILL, timeout=5)
+
+    def up(self, app: bool = True) -> None:
+        self.start_redis()
+        self.start_asterisk()
+        if app:
+            self.start_app()
+
+    def down(self) -> None:
+        for what in ("app", "asterisk", "redis"):
+            self.stop(what)
+
+    # -- probes --------------------------------------------------------------
+    def ari(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
+        url = f"http://127.0.0.1:{self.ports.http}/ari/{path.lstrip('/')}"
+        auth = base64.b64encode(f"hotline:{self.secret('ari_password')}".encode()).decode()
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method, headers={
+            "Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                raw = r.read()
+                return r.status, (json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as e:
+            return e.code, None
+
+    def ari_ready(self) -> bool:
+        try:
+            status, _ = self.ari("GET", "asterisk/info")
+        except OSError:
+            return False
+        return status == 200
+
+    def app_ready(self) -> bool:
+        try:
+            url = f"http://127.0.0.1:{self.ports.app_http}/health"
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return bool(json.loads(r.read()).get("ready"))
+        except (OSError, ValueError):
+            return False
+
+    def leftovers(self) -> dict[str, list]:
+        """Channels and bridges Asterisk still holds."""
+        _, chans = self.ari("GET", "channels")
+        _, bridges = self.ari("GET", "bridges")
+        return {"channels": list(chans or []), "bridges": list(bridges or [])}
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # reap if it is our child and a zombie
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _wait(ready, timeout: float, what: str, proc: subprocess.Popen[bytes], logfile: Path) -> None:
+    """Poll a readiness probe; fail fast with the log tail if the process dies."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{_tail(logfile)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready after {timeout}s:\n{_tail(logfile)}")
+        time.sleep(0.05)
+
+
+def _tail(path: Path, n: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="stack", description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["deps", "up", "down", "status", "render"])
+    ap.add_argument("--name", default=os.environ.get("HOTLINE_STACK", "main"))
+    ap.add_argument("--offset", type=int, default=int(os.environ.get("HOTLINE_PORT_OFFSET", "0")))
+    ap.add_argument("--no-app", action="store_true", help="start Asterisk and Redis only")
+    args = ap.parse_args(argv)
+    stack = Stack(args.name, args.offset)
+    if args.command == "deps":
+        ensure_host_packages()
+        print(ensure_rootfs(stack.rootfs))
+    elif args.command == "render":
+        stack.render_asterisk()
+        stack.write_app_config()
+    elif args.command == "up":
+        version = ensure_rootfs(stack.rootfs)
+        copied = stack.install_sounds()
+        log(f"{version}; {copied} prompt files installed")
+        stack.up(app=not args.no_app)
+        p = stack.ports
+        print(f"stack '{stack.name}' up: dial 109 at sip:109@127.0.0.1:{p.sip} "
+              f"(ARI :{p.http}, AMI :{p.ami}, app HTTP :{p.app_http}, Redis :{p.redis}); "
+              f"app log {stack.app_log}; stop with `make stop`")
+    elif args.command == "down":
+        stack.down()
+        print(f"stack '{stack.name}' stopped")
+    elif args.command == "status":
+        for what in ("redis", "asterisk", "app"):
+            pid = stack._pid(what)
+            print(f"{what:9} {'running pid ' + str(pid) if pid else 'stopped'}")
+        if stack.ari_ready():
+            print(json.dumps(stack.leftovers()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Run the SIPp scenarios in tests/sipp/ against a stack, with their parameters."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.dtmf import write_digit_pcap
+
+SIPP_DIR = Path(__file__).resolve().parent.parent / "sipp"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """An even RTP port whose +1 (RTCP) and +2 are free too; SIPp's -mp uses them."""
+    for _ in range(50):
+        p = free_udp_port() & ~1
+        try:
+            socks = []
+            for q in (p, p + 1, p + 2, p + 3):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", q))
+            return p
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free RTP port pair")
+
+
+def _fragments() -> dict[str, str]:
+    text = (SIPP_DIR / "steps.xml").read_text()
+    return {m.group(1): m.group(2) for m in
+            re.finditer(r'<step name="(\w+)">\n(.*?)</step>', text, re.S)}
+
+
+def expand_steps(steps: str, workdir: Path) -> str:
+    """'wait:3000,dtmf:2,expect_bye' -> the scenario XML for those steps.
+
+    Each key press gets its own pcap in `workdir` (see tests/support/dtmf.py).
+    """
+    frags = _fragments()
+    out = []
+    presses = 0
+    for raw in [s.strip() for s in steps.split(",") if s.strip()]:
+        kind, _, arg = raw.partition(":")
+        if kind not in frags:
+            raise ValueError(f"unknown SIPp step {kind!r} in {steps!r}")
+        if kind == "dtmf":
+            if arg not in "0123456789*#" or len(arg) != 1:
+                raise ValueError(f"dtmf step needs one key 0-9, * or #: {raw!r}")
+            arg = str(write_digit_pcap(arg, presses, workdir))
+            presses += 1
+        if kind == "expect_bye" and not arg:
+            arg = "60000"
+        out.append(frags[kind].replace("@ARG@", arg))
+    return "\n".join(out)
+
+
+def dtmf_steps(keys: str, gap_ms: int = 300) -> str:
+    return ",".join(f"dtmf:{k},wait:{gap_ms}" for k in keys)
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    scenario: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_caller(sip_port: int, steps: str, caller: str = "97455500001", number: str = "109",
+               timeout: float = 120.0, workdir: Path | None = None) -> SippResult:
+    """One call into the stack; returns when SIPp has finished it."""
+    exe = shutil.which("sipp")
+    if exe is None:
+        raise RuntimeError("sipp is not installed: run `make deps` (Debian package sip-tester)")
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="sipp-"))
+    scenario = workdir / "caller.xml"
+    scenario.write_text((SIPP_DIR / "caller.xml").read_text().replace("@STEPS@",
+                                                                       expand_steps(steps, workdir)))
+    argv = [exe, f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-s", number, "-m", "1",
+            "-l", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1",
+            "-mp", str(free_port_pair()), "-key", "caller", caller, "-nostdin",
+            "-timeout", f"{int(timeout)}s", "-timeout_error", "-deadcall_wait", "0", "-trace_err",
+            "-error_file", str(workdir / "errors.log"), "-trace_msg", "-message_file", str(workdir / "messages.log")]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 15,
+                          cwd=workdir)
+    return SippResult(proc.returncode, proc.stdout[-3000:], _read(workdir / "errors.log"),
+                      scenario)
+
+
+def _read(p: Path) -> str:
+    try:
+        return p.read_text(errors="replace")[-3000:]
+    except OSError:
+        return ""

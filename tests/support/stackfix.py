@@ -1,0 +1,98 @@
+"""The integration stack as the tests see it: start it, call it, read what the app did."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scripts.stack import ROOT, Stack
+from tests.support.sipp import SippResult, run_caller
+
+# tighter than production so the silence and retry paths finish quickly;
+# everything else is the shipped config
+TEST_OVERRIDES: dict[str, Any] = {
+    "timers": {"digit_timeout": 2, "tries": 2, "inter_digit_timeout": 2},
+    "callers": {"blocklist": ["97400000666"], "anonymous": "allow"},
+}
+
+
+def write_test_config(dest: Path) -> Path:
+    raw = yaml.safe_load((ROOT / "config/hotline.yaml").read_text(encoding="utf-8"))
+    for key, val in TEST_OVERRIDES.items():
+        raw[key] = dict(raw.get(key) or {}, **val) if isinstance(val, dict) else val
+    for key in ("agents_file", "prompts_dir"):
+        if raw.get(key) or key == "prompts_dir":
+            raw[key] = str((ROOT / "config" / raw.get(key, "prompts")).resolve())
+    dest.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return dest
+
+
+class StackUnderTest:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    @property
+    def sip_port(self) -> int:
+        return self.stack.ports.sip
+
+    def new_caller(self) -> str:
+        """A number no earlier call used, so no remembered language leaks between tests."""
+        return f"974{random.randint(10_000_000, 99_999_999)}"
+
+    def call(self, steps: str, caller: str | None = None, number: str = "109",
+             timeout: float = 120) -> tuple[SippResult, str]:
+        caller = caller or self.new_caller()
+        return run_caller(self.sip_port, steps, caller=caller, number=number,
+                          timeout=timeout), caller
+
+    def records(self) -> list[dict[str, Any]]:
+        import redis
+
+        r = redis.Redis(port=self.stack.ports.redis)
+        try:
+            out = []
+            for _id, fields in r.xrange("{hotline}:records"):
+                out.append(json.loads(fields[b"record"]))
+            return out
+        finally:
+            r.close()
+
+    def record_for(self, caller: str, timeout: float = 15.0) -> dict[str, Any]:
+        """The call record the app published for this caller (waits for it to land)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.records() if r.get("caller") == caller]
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no call record for caller {caller} after {timeout}s")
+            time.sleep(0.1)
+
+    def records_for(self, caller: str) -> list[dict[str, Any]]:
+        return [r for r in self.records() if r.get("caller") == caller]
+
+    def log_lines(self, **match: Any) -> list[dict[str, Any]]:
+        out = []
+        for line in self.stack.app_log.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if all(obj.get(k) == v for k, v in match.items()):
+                out.append(obj)
+        return out
+
+    def wait_no_leftovers(self, timeout: float = 10.0) -> dict[str, list[Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.stack.leftovers()
+            if not left["channels"] and not left["bridges"]:
+                return left
+            if time.monotonic() > deadline:
+                return left
+            time.sleep(0.1)
