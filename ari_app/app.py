@@ -14,15 +14,24 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from ari_app.agents.features import handle_feature
+from ari_app.agents.pool import AgentPool
+from ari_app.agents.roster import Roster
 from ari_app.ami.agi import AgiServer
+from ari_app.ami.monitor import AmiMonitor
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
 from ari_app.calls.router import EventRouter
 from ari_app.calls.runner import CallRunner
+from ari_app.calls.session import CallSession
 from ari_app.calls.store import CallStore
 from ari_app.config.models import HotlineConfig, resolve_secret
 from ari_app.logs import get_logger
 from ari_app.prompts.catalog import PromptCatalog
+from ari_app.queue.dispatch import Dispatcher, OfferBox
+from ari_app.queue.service import QueueService
+from ari_app.queue.states import entry as queue_entry
+from ari_app.queue.waiting import WaitingQueues
 from ari_app.records.stream import RecordStream
 from ari_app.web.server import WebServer
 
@@ -39,12 +48,26 @@ class Hotline:
                                        socket_connect_timeout=2.0, health_check_interval=15)
         self.store = CallStore(self.redis, cfg.redis.key_prefix, salt)
         self.prompts = PromptCatalog.load(cfg, cfg.resolve(cfg.prompts_dir))
-        self.records = RecordStream(self.redis, cfg.redis.key_prefix)
+        self.records = RecordStream(self.redis, cfg.redis.key_prefix,
+                                    spool_path=cfg.resolve(cfg.records_spool))
         self.router = EventRouter(self._on_new_call)
         self.ari = AriSupervisor(cfg.ari, ari_password, self.router.dispatch,
                                  self._on_ari_connected, self._on_ari_lost)
+        prefix = cfg.redis.key_prefix
+        self.roster = Roster.from_config(cfg)
+        self.pool = AgentPool(self.redis, cfg.agents, key_prefix=prefix)
+        self.waiting = WaitingQueues(self.redis, key_prefix=prefix)
+        self.box = OfferBox()
+        self.dispatcher = Dispatcher(cfg, cfg.queue, self.redis, self.pool, self.waiting,
+                                     self.box, instance=cfg.ari.app)
+        self.queue = QueueService(cfg, cfg.queue, self.pool, self.waiting, self.roster, self.box,
+                                  self.dispatcher, app_name=cfg.ari.app)
+        ami_secret = resolve_secret(cfg.ami.secret, src).get_secret_value()
+        self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, self.roster)
         self.runner = CallRunner(cfg, self.prompts, self.store, self.records, self.router,
-                                 lambda: self.ari.client)
+                                 lambda: self.ari.client,
+                                 services={"queue": self.queue, "queue_entry": queue_entry,
+                                           "router": self.router})
         self.agi = AgiServer(cfg, self.store)
         self.web = WebServer(cfg.http.bind, cfg.http.port, self.health)
         self.shutdown = asyncio.Event()
@@ -58,14 +81,43 @@ class Hotline:
 
     # -- events ----------------------------------------------------------------
     def _on_new_call(self, ev: Event) -> None:
-        if self._calls is None or self.draining:
+        args = ev.get("args") or []
+        kind = args[0] if args else ""
+        if kind == "agent":
+            # an agent leg whose call ended before it was answered
+            self._spawn_hangup(str((ev.get("channel") or {}).get("id")))
+            return
+        if self._calls is None or (self.draining and kind != "feature"):
             self._refuse(ev)
             return
+        if kind == "feature":
+            session = self.runner.new_session(ev)
+            self._track(self._calls.create_task(self._feature(session, ev),
+                                                name=f"feature-{session.call_id}"))
+            return
         session = self.runner.new_session(ev)
-        task = self._calls.create_task(self.runner.run(session), name=f"call-{session.call_id}")
+        self._track(self._calls.create_task(self.runner.run(session),
+                                            name=f"call-{session.call_id}"))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._call_tasks.add(task)
         self._idle.clear()
         task.add_done_callback(self._call_done)
+
+    async def _feature(self, session: CallSession, ev: Event) -> None:
+        try:
+            await handle_feature(session, self.pool, self.roster, ev,
+                                 on_change=self.dispatcher.wake_all)
+        except Exception as e:  # noqa: BLE001 - one agent's key press must not stop the app
+            log.warning("feature.failed", error=str(e))
+        finally:
+            self.router.unregister(session.channel_id)
+
+    def _spawn_hangup(self, chan_id: str) -> None:
+        client = self.ari.client
+        if client is None or self._calls is None:
+            return
+        self._calls.create_task(client.hangup(chan_id), name=f"hangup-{chan_id}")
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._call_tasks.discard(task)
@@ -126,6 +178,7 @@ class Hotline:
             loop.add_signal_handler(sig, self._signal, sig)
         try:
             await self.redis.ping()
+            await self.pool.sync()
         except Exception as e:  # noqa: BLE001
             log.warning("app.redis_unreachable_at_start", error=str(e))
         log.info("app.starting", app=self.cfg.ari.app, ari=self.cfg.ari.url)
@@ -133,6 +186,9 @@ class Hotline:
             services.create_task(self.ari.run(self._services_stop), name="ari")
             services.create_task(self.agi.serve(self._services_stop), name="agi")
             services.create_task(self.web.serve(self._services_stop), name="web")
+            services.create_task(self.ami.run(self._services_stop), name="ami")
+            services.create_task(self.dispatcher.run(self._services_stop), name="dispatcher")
+            services.create_task(self.records.drain_forever(self._services_stop), name="spool")
             async with asyncio.TaskGroup() as calls:
                 self._calls = calls
                 await self.shutdown.wait()

@@ -124,7 +124,8 @@ class AriClient:
         await self._op("channels", "continueInDialplan", missing_ok=True, channelId=channel_id)
 
     async def originate(self, endpoint: str, channel_id: str, app: str, app_args: str,
-                        ring_seconds: int, caller_id: str, other_channel_id: str | None = None) -> None:
+                        ring_seconds: int, caller_id: str,
+                        other_channel_id: str | None = None) -> None:
         kw: dict[str, Any] = {}
         if other_channel_id:
             kw["otherChannelId"] = other_channel_id

@@ -151,6 +151,41 @@ class CallSession:
             if digit is not None:
                 self.pending_digits.append(digit)
 
+    async def event(self, wait: float | None) -> Event | None:
+        """The next event of this call (any of its channels), or None after `wait`.
+
+        A hang-up of the caller raises CallerGone; keys pressed are kept.
+        """
+        ev = await self._next(wait)
+        if ev is None:
+            return None
+        digit = self._absorb(ev)
+        if digit is not None:
+            self.pending_digits.append(digit)
+        return ev
+
+    async def wait_for(self, fut: asyncio.Future[Any], wait: float) -> Any:
+        """The future's result, or None after `wait`; a caller hang-up still raises."""
+        deadline = time.monotonic() + wait
+        while not fut.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            getter = asyncio.ensure_future(self.inbox.get())
+            try:
+                await asyncio.wait({fut, getter}, timeout=left,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            # an event taken off the inbox is always applied, even if the
+            # future won the race, so a hang-up is never lost
+            if getter.done() and not getter.cancelled():
+                digit = self._absorb(getter.result())
+                if digit is not None:
+                    self.pending_digits.append(digit)
+        return fut.result()
+
     async def hangup(self, reason: str = "normal") -> None:
         if self.gone:
             return

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from ari_app.queue.settings import QueueSettings
+
 Digit = Annotated[str, Field(pattern=r"^[0-9]$")]
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 DialledNumber = Annotated[str, Field(pattern=r"^[0-9*#+]{2,20}$")]
@@ -219,6 +221,11 @@ class HotlineConfig(Strict):
     agents: list[Agent] = Field(default_factory=list)
     agents_file: Path | None = None
     prompts_dir: Path = Path("prompts")
+    queue: QueueSettings = QueueSettings()
+    # where records wait, fsync'd, while Redis is unreachable
+    records_spool: Path = Path("../var/records.spool.jsonl")
+    # the local day and month that reports and the wallboard's "today" count in
+    timezone: str = "Asia/Qatar"
 
     @model_validator(mode="after")
     def _cross_checks(self) -> HotlineConfig:
@@ -257,6 +264,15 @@ class HotlineConfig(Strict):
             bad = [s for s in agent.skills if s not in skills]
             if bad:
                 raise ValueError(f"agents.{agent.id}: unknown skill(s) {', '.join(bad)}")
+        problems = self.queue.problems(entity_ids, site_ids, set(codes))
+        if problems:
+            raise ValueError("; ".join(problems))
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(self.timezone)
+        except (KeyError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
         return self
 
     def _named(self) -> list[tuple[str, dict[str, str]]]:

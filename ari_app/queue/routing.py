@@ -16,9 +16,7 @@ __all__ = ["CandidateQuery", "next_step_in", "settings_of", "steps_for"]
 
 
 def settings_of(cfg: HotlineConfig) -> QueueSettings:
-    """`cfg.queue` once the lead adds it; the defaults until then."""
-    q = getattr(cfg, "queue", None)
-    return q if isinstance(q, QueueSettings) else QueueSettings()
+    return cfg.queue
 
 
 def steps_for(

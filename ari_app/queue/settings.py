@@ -31,7 +31,7 @@ class MessageAndHangup(_Strict):
     """Play a prompt (a sound/prompt key the journey knows) and hang up."""
 
     kind: Literal["message"] = "message"
-    prompt: str = Field(default="queue-closed-call-later", min_length=1)
+    prompt: str = Field(default="no-agents", min_length=1)
 
 
 Fallback = Annotated[ToEntity | MessageAndHangup, Field(discriminator="kind")]

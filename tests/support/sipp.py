@@ -111,3 +111,93 @@ def _read(p: Path) -> str:
         return p.read_text(errors="replace")[-3000:]
     except OSError:
         return ""
+
+
+def _modes() -> dict[str, str]:
+    text = (SIPP_DIR / "agent_modes.xml").read_text()
+    return {m.group(1): m.group(2) for m in
+            re.finditer(r'<mode name="(\w+)">\n(.*?)</mode>', text, re.S)}
+
+
+AGENT_MODES = {
+    "answer": ("ringing", "answer_common", "wait_bye"),
+    "answer_hangup": ("ringing", "answer_common", "send_bye"),
+    "refuse": ("refuse",),
+    "no_answer": ("ringing", "no_answer"),
+}
+
+
+def agent_scenario(mode: str, workdir: Path, ring_ms: int = 300, talk_ms: int = 2000) -> Path:
+    blocks = _modes()
+    body = "\n".join(blocks[b] for b in AGENT_MODES[mode])
+    body = body.replace("@RING_MS@", str(ring_ms)).replace("@TALK_MS@", str(talk_ms))
+    out = workdir / f"agent_{mode}.xml"
+    out.write_text((SIPP_DIR / "agent.xml").read_text().replace("@MODE@", body))
+    return out
+
+
+def register_agent(sip_port: int, endpoint: str, password: str, contact_port: int,
+                   expires: int = 3600, workdir: Path | None = None,
+                   local_port: int | None = None) -> SippResult:
+    """REGISTER from `local_port` (default: the contact port itself, as a phone does;
+    Asterisk's rewrite_contact keeps the source address, not the Contact header)."""
+    exe = shutil.which("sipp") or "sipp"
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="sipp-reg-"))
+    argv = [exe, f"127.0.0.1:{sip_port}", "-sf", str(SIPP_DIR / "agent_register.xml"),
+            "-m", "1", "-i", "127.0.0.1", "-p", str(local_port or contact_port), "-au", endpoint,
+            "-ap", password, "-key", "agent", endpoint, "-key", "contact_port",
+            str(contact_port), "-key", "expires", str(expires), "-nostdin",
+            "-timeout", "15s", "-timeout_error", "-deadcall_wait", "0",
+            "-trace_err", "-error_file", str(workdir / "errors.log")]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=workdir)
+    return SippResult(proc.returncode, proc.stdout[-2000:], _read(workdir / "errors.log"),
+                      SIPP_DIR / "agent_register.xml")
+
+
+class AgentPhone:
+    """One agent's phone: registered, and answering (or not) the calls it is offered."""
+
+    def __init__(self, sip_port: int, endpoint: str, password: str, mode: str = "answer",
+                 calls: int = 100, ring_ms: int = 300, talk_ms: int = 2000) -> None:
+        self.sip_port = sip_port
+        self.endpoint = endpoint
+        self.password = password
+        self.mode = mode
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"sipp-{endpoint}-"))
+        self.port = free_udp_port()
+        self.calls = calls
+        self.scenario = agent_scenario(mode, self.workdir, ring_ms, talk_ms)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> None:
+        """The answering SIPp, on the port the phone registered from."""
+        self.proc = subprocess.Popen(
+            [shutil.which("sipp") or "sipp", "-sf", str(self.scenario), "-i", "127.0.0.1",
+             "-p", str(self.port), "-mi", "127.0.0.1", "-mp", str(free_port_pair()),
+             "-m", str(self.calls), "-nostdin", "-deadcall_wait", "0", "-trace_err", "-aa",
+             "-trace_msg", "-message_file", str(self.workdir / "messages.log"),
+             "-error_file", str(self.workdir / "errors.log"),
+             "-trace_stat", "-stf", str(self.workdir / "stats.csv"), "-fd", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir)
+
+    def register(self, expires: int = 3600) -> SippResult:
+        """Register, then answer on the same port; expires=0 unregisters (phone stays off)."""
+        self.stop()
+        res = register_agent(self.sip_port, self.endpoint, self.password, self.port, expires)
+        if not res.ok:
+            raise RuntimeError(f"{self.endpoint} could not register: {res.stderr}")
+        if expires:
+            self._start()
+        return res
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def errors(self) -> str:
+        return _read(self.workdir / "errors.log")

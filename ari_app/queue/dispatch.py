@@ -1,0 +1,182 @@
+"""Matching waiting callers with free agents, across every app instance.
+
+The queue lives in Redis, so any instance may dispatch any entity. A
+dispatcher walks an entity's callers in order and, for each, asks the pool to
+reserve the best agent its routing steps allow (one atomic script). The caller
+is then claimed by removing it from the queue, which only one remover can do;
+a lost race hands the agent back. The offer goes to the call's own task: in
+process when this instance owns the call, over Redis pub/sub otherwise. A
+caller at the head whose language has no free agent does not block callers
+behind it who can be served.
+
+It runs when woken (a caller joins, an agent frees up, on this or another
+instance) and on a short tick, which also catches wrap-ups ending and routing
+steps widening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ari_app.agents.pool import AgentPool, Offer
+from ari_app.config.models import HotlineConfig
+from ari_app.logs import get_logger
+from ari_app.queue.routing import steps_for
+from ari_app.queue.settings import QueueSettings
+from ari_app.queue.waiting import WaitingQueues
+
+log = get_logger("dispatch")
+OWNER_TTL = 6 * 3600
+
+
+class OfferBox:
+    """Offers waiting to be picked up by this instance's calls."""
+
+    def __init__(self) -> None:
+        self._futures: dict[str, asyncio.Future[Offer]] = {}
+
+    def open(self, call_id: str) -> asyncio.Future[Offer]:
+        fut: asyncio.Future[Offer] = asyncio.get_running_loop().create_future()
+        self._futures[call_id] = fut
+        return fut
+
+    def close(self, call_id: str) -> Offer | None:
+        """Stop waiting; returns an offer that arrived too late, so it can be handed back."""
+        fut = self._futures.pop(call_id, None)
+        if fut is not None and fut.done() and not fut.cancelled():
+            return fut.result()
+        return None
+
+    def deliver(self, call_id: str, offer: Offer) -> bool:
+        fut = self._futures.get(call_id)
+        if fut is None or fut.done():
+            return False
+        fut.set_result(offer)
+        return True
+
+
+class Dispatcher:
+    def __init__(self, cfg: HotlineConfig, settings: QueueSettings, redis: Redis,
+                 pool: AgentPool, waiting: WaitingQueues, box: OfferBox, instance: str,
+                 tick: float = 1.0) -> None:
+        self.cfg = cfg
+        self.settings = settings
+        self.redis = redis
+        self.pool = pool
+        self.waiting = waiting
+        self.box = box
+        self.instance = instance
+        self.tick = tick
+        tag = "{" + cfg.redis.key_prefix + "}"
+        self._owner_key = tag + ":owner:"
+        self._wake_channel = tag + ":wake"
+        self._offer_channel = tag + ":offers:"
+        self._wake = asyncio.Event()
+        self.offers = 0
+        self.lost_races = 0
+        self.lag: list[float] = []  # seconds from a wake to the offer, for the notes
+
+    # -- ownership ---------------------------------------------------------------
+    async def own(self, call_id: str) -> None:
+        await self.redis.set(self._owner_key + call_id, self.instance, ex=OWNER_TTL)
+
+    async def disown(self, call_id: str) -> None:
+        with contextlib.suppress(RedisError):
+            await self.redis.delete(self._owner_key + call_id)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def wake_all(self) -> None:
+        """Wake every instance's dispatcher (an agent freed up somewhere)."""
+        self._wake.set()
+        with contextlib.suppress(RedisError):
+            await self.redis.publish(self._wake_channel, self.instance)
+
+    # -- the loop ------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._listen(stop), name="dispatch-listen")
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.tick)
+                self._wake.clear()
+                if stop.is_set():
+                    break
+                try:
+                    await self.dispatch_all()
+                except RedisError as e:
+                    log.warning("dispatch.redis_error", error=str(e))
+                    await asyncio.sleep(self.tick)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """Cross-instance wake-ups and offers for this instance's calls."""
+        while not stop.is_set():
+            try:
+                async with self.redis.pubsub() as ps:
+                    await ps.subscribe(self._wake_channel, self._offer_channel + self.instance)
+                    while not stop.is_set():
+                        msg = await ps.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        if msg is not None:
+                            await self._on_message(msg)
+            except (RedisError, OSError) as e:
+                log.warning("dispatch.pubsub_lost", error=str(e))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _on_message(self, msg: dict[str, Any]) -> None:
+        channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
+        if channel == self._wake_channel:
+            self._wake.set()
+            return
+        data = json.loads(msg["data"])
+        agent = self.pool.agents.get(data["agent"])
+        if agent is None:
+            return
+        offer = Offer(agent=agent, step=int(data["step"]))
+        if not self.box.deliver(data["call"], offer):
+            await self._hand_back(data["call"], offer)
+
+    async def dispatch_all(self) -> None:
+        for entity in await self.waiting.entities():
+            await self.dispatch(entity)
+
+    async def dispatch(self, entity: str) -> None:
+        callers = await self.waiting.waiting(entity, limit=50)
+        now = time.time()
+        for c in callers:
+            steps = steps_for(self.cfg, entity, c.language, max(0.0, now - c.arrival),
+                              self.settings)
+            offer = await self.pool.take(steps, c.call_id)
+            if offer is None:
+                continue
+            if not await self.waiting.remove(entity, c.call_id, forget=False):
+                self.lost_races += 1
+                await self.pool.unoffer(offer.agent.id, c.call_id)
+                continue
+            await self._deliver(c.call_id, entity, offer)
+
+    async def _deliver(self, call_id: str, entity: str, offer: Offer) -> None:
+        self.offers += 1
+        if self.box.deliver(call_id, offer):
+            return
+        owner = await self.redis.get(self._owner_key + call_id)
+        owner_s = owner.decode() if isinstance(owner, bytes) else owner
+        if owner_s and owner_s != self.instance:
+            payload = json.dumps({"call": call_id, "agent": offer.agent.id, "step": offer.step})
+            if await self.redis.publish(self._offer_channel + owner_s, payload):
+                return
+        await self._hand_back(call_id, offer)
+
+    async def _hand_back(self, call_id: str, offer: Offer) -> None:
+        """Nobody is there to take the offer (the call ended meanwhile)."""
+        await self.pool.unoffer(offer.agent.id, call_id)
+        log.info("dispatch.offer_orphaned", call=call_id, agent=offer.agent.id)
+        self._wake.set()
