@@ -26,6 +26,7 @@ from ari_app.calls.runner import CallRunner
 from ari_app.calls.session import CallSession
 from ari_app.calls.store import CallStore
 from ari_app.config.models import HotlineConfig, resolve_secret
+from ari_app.live import CallCounters, LoopLagMonitor, RedisLiveView
 from ari_app.logs import get_logger
 from ari_app.prompts.catalog import PromptCatalog
 from ari_app.queue.dispatch import Dispatcher, OfferBox
@@ -33,6 +34,8 @@ from ari_app.queue.service import QueueService
 from ari_app.queue.states import entry as queue_entry
 from ari_app.queue.waiting import WaitingQueues
 from ari_app.records.stream import RecordStream
+from ari_app.web.api import PoolAgentControl
+from ari_app.web.deps import WebDeps
 from ari_app.web.server import WebServer
 
 log = get_logger("app")
@@ -63,13 +66,20 @@ class Hotline:
         self.queue = QueueService(cfg, cfg.queue, self.pool, self.waiting, self.roster, self.box,
                                   self.dispatcher, app_name=cfg.ari.app)
         ami_secret = resolve_secret(cfg.ami.secret, src).get_secret_value()
-        self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, self.roster)
+        self.counters = CallCounters(tz=cfg.timezone, sla_seconds=20)
+        self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, self.roster,
+                              on_reconnect=self.counters.ami_reconnected)
         self.runner = CallRunner(cfg, self.prompts, self.store, self.records, self.router,
                                  lambda: self.ari.client,
                                  services={"queue": self.queue, "queue_entry": queue_entry,
-                                           "router": self.router})
+                                           "router": self.router, "counters": self.counters})
         self.agi = AgiServer(cfg, self.store)
-        self.web = WebServer(cfg.http.bind, cfg.http.port, self.health)
+        self.live = RedisLiveView(self.redis, self.pool, self.waiting, cfg, self.counters)
+        token = resolve_secret(cfg.http.token, src).get_secret_value()
+        self.web = WebServer(cfg.http.bind, cfg.http.port, WebDeps(
+            health=self.health, live=self.live, metrics=self.counters,
+            agents=_WakingControl(self.pool, self.dispatcher), token=token,
+            refresh=self.live.refresh))
         self.shutdown = asyncio.Event()
         self._services_stop = asyncio.Event()
         self._calls: asyncio.TaskGroup | None = None
@@ -141,6 +151,8 @@ class Hotline:
             log.warning("call.refuse_failed", channel=chan_id, error=str(e))
 
     def _on_ari_connected(self, client: AriClient) -> None:
+        if self.ari.connects > 1:
+            self.counters.ari_reconnected()
         if self._calls is not None and len(self.router):
             self._calls.create_task(self._reconcile(client), name="reconcile")
 
@@ -189,6 +201,8 @@ class Hotline:
             services.create_task(self.ami.run(self._services_stop), name="ami")
             services.create_task(self.dispatcher.run(self._services_stop), name="dispatcher")
             services.create_task(self.records.drain_forever(self._services_stop), name="spool")
+            services.create_task(LoopLagMonitor(self.counters).run(self._services_stop),
+                                 name="loop-lag")
             async with asyncio.TaskGroup() as calls:
                 self._calls = calls
                 await self.shutdown.wait()
@@ -213,3 +227,22 @@ class Hotline:
             return
         log.info("app.signal", signal=signal.Signals(sig).name)
         self.shutdown.set()
+
+
+class _WakingControl(PoolAgentControl):
+    """The agents' API: an agent who becomes free is offered the next caller at once,
+    not at the dispatcher's next tick."""
+
+    def __init__(self, pool: AgentPool, dispatcher: Dispatcher) -> None:
+        super().__init__(pool)
+        self._dispatcher = dispatcher
+
+    async def login(self, agent_id: str) -> str:
+        out = await super().login(agent_id)
+        await self._dispatcher.wake_all()
+        return out
+
+    async def resume(self, agent_id: str) -> str:
+        out = await super().resume(agent_id)
+        await self._dispatcher.wake_all()
+        return out

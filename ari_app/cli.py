@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check every part the app needs")
     p.set_defaults(func=cmd_doctor)
 
-    for mod in ("ari_app.records.cli", "ari_app.reports.cli", "ari_app.agents.cli"):
+    for mod in ("ari_app.records.cli", "ari_app.reports.cli", "ari_app.agents.cli",
+                "ari_app.deploy.cli"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ImportError:

@@ -39,6 +39,7 @@ HOST_PACKAGES = {
     "sox": "sox",
     "debootstrap": "debootstrap",
     "chromium": "chromium",
+    "chromedriver": "chromium-driver",
     "curl": "curl",
 }
 READY_MARK = ".hotline-rootfs-ready"
@@ -191,54 +192,40 @@ class Stack:
         return yaml.safe_load(self.base_config.read_text(encoding="utf-8"))
 
     def tokens(self, raw: dict) -> dict[str, str]:
-        numbers = []
-        for number in raw.get("numbers", {}):
-            numbers.append(f"exten => {number},1,Set(__HOTLINE_DIALLED=${{EXTEN}})\n"
-                           f" same => n,Goto(hotline-entry,s,1)")
-        rtp_start, rtp_end = self.ports.rtp
-        return {
-            "BIND": "127.0.0.1",
-            "SIP_PORT": str(self.ports.sip),
-            "HTTP_PORT": str(self.ports.http),
-            "AMI_PORT": str(self.ports.ami),
-            "AGI_PORT": str(self.ports.agi),
-            "RTP_START": str(rtp_start),
-            "RTP_END": str(rtp_end),
-            "ARI_PASSWORD": self.secret("ari_password"),
-            "AMI_SECRET": self.secret("ami_secret"),
-            "APP_NAME": self.app_name,
-            "INSTANCE_DIR": self.inst_rel,
-            "MODULE_DIR": module_dir(self.rootfs),
-            "CARRIER_MATCH": "127.0.0.1",
-            "DEFAULT_LANGUAGE": str(raw.get("default_language", "en")),
-            "HOTLINE_NUMBERS": "\n".join(numbers),
-        }
+        """The @TOKEN@ values, from the shared renderer (ari_app.deploy.render)."""
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from ari_app.deploy.render import rig_plan, rig_tokens
+
+        del raw  # the renderer reads the config (and its deploy: section) itself
+        plan = rig_plan(self.base_config, sip_port=self.ports.sip, http_port=self.ports.http,
+                        ami_port=self.ports.ami, agi_port=self.ports.agi, rtp=self.ports.rtp,
+                        instance_dir=self.inst_rel, module_dir=module_dir(self.rootfs))
+        return rig_tokens(plan, self.dir / "secrets")
 
     def render_asterisk(self) -> None:
-        raw = self._raw_config()
-        tokens = self.tokens(raw)
-        etc = self.inst / "etc"
+        """`hotline config render`'s renderer, as one server holding every agent."""
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from ari_app.deploy.render import render_plan, rig_plan
+
         for sub in ("etc", "run", "log", "spool", "lib", "cache"):
             (self.inst / sub).mkdir(parents=True, exist_ok=True)
-        for tpl in sorted((ROOT / "asterisk-config").glob("*.conf")):
-            text = tpl.read_text(encoding="utf-8")
-            for key, val in tokens.items():
-                text = text.replace(f"@{key}@", val)
-            (etc / tpl.name).write_text(text, encoding="utf-8")
-        (etc / "pjsip_agents.conf").write_text(self.render_agents(), encoding="utf-8")
-        for f in etc.iterdir():
-            f.chmod(0o600)
+        plan = rig_plan(self.base_config, sip_port=self.ports.sip, http_port=self.ports.http,
+                        ami_port=self.ports.ami, agi_port=self.ports.agi, rtp=self.ports.rtp,
+                        instance_dir=self.inst_rel, module_dir=module_dir(self.rootfs))
+        render_plan(plan, self.inst / "etc", self.dir / "secrets")
 
     def render_agents(self) -> str:
         """Agent endpoints come from the config via the app's own renderer."""
-        try:
+        if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
-            from ari_app.agents.render import render_pjsip_agents  # type: ignore[import-not-found]
-            from ari_app.config import load_config
-        except (ImportError, AttributeError):
-            return "; no agent renderer available\n"
-        cfg = load_config(self.base_config)
-        return render_pjsip_agents(cfg, self.dir / "secrets" / "agents")
+        from ari_app.deploy.render import rig_agents, rig_plan
+
+        plan = rig_plan(self.base_config, sip_port=self.ports.sip, http_port=self.ports.http,
+                        ami_port=self.ports.ami, agi_port=self.ports.agi, rtp=self.ports.rtp,
+                        instance_dir=self.inst_rel, module_dir=module_dir(self.rootfs))
+        return rig_agents(plan, self.dir / "secrets")
 
     def write_app_config(self) -> None:
         import yaml
@@ -364,6 +351,18 @@ class Stack:
                     env=env)
         _wait(self.app_ready, 30, "hotline app", self.procs["app"], self.app_log)
 
+    @property
+    def archive(self) -> Path:
+        return self.dir / "archive.sqlite3"
+
+    def start_archiver(self) -> None:
+        """The archiver moves records from the Redis stream into the SQLite archive."""
+        self.stop("archiver")
+        exe = ROOT / ".venv/bin/hotline"
+        env = dict(os.environ, HOTLINE_LOG_FORMAT="json")
+        self._spawn("archiver", [str(exe), "--config", str(self.app_config), "archiver",
+                                 "--db", str(self.archive)], self.dir / "archiver.log", env=env)
+
     def kill_app(self) -> None:
         self.stop("app", signal.SIGKILL, timeout=5)
 
@@ -372,9 +371,10 @@ class Stack:
         self.start_asterisk()
         if app:
             self.start_app()
+            self.start_archiver()
 
     def down(self) -> None:
-        for what in ("app", "asterisk", "redis"):
+        for what in ("app", "archiver", "asterisk", "redis"):
             self.stop(what)
 
     # -- probes --------------------------------------------------------------

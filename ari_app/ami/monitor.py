@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from panoramisk import Manager
@@ -25,7 +26,8 @@ UP = frozenset({"created", "reachable", "updated", "nonqualified", "unknown"})
 
 class AmiMonitor:
     def __init__(self, settings: AmiSettings, secret: str, pool: AgentPool,
-                 roster: Roster) -> None:
+                 roster: Roster, on_reconnect: Callable[[], None] | None = None) -> None:
+        self._on_reconnect = on_reconnect
         self.settings = settings
         self._secret = secret
         self.pool = pool
@@ -72,6 +74,8 @@ class AmiMonitor:
             self.connects += 1
             self.connected = True
             log.info("ami.connected", connects=self.connects)
+            if self.connects > 1 and self._on_reconnect is not None:
+                self._on_reconnect()
             await self.resync(manager)
         elif kind == "lost":
             self.connected = False

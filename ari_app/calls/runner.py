@@ -19,7 +19,7 @@ from ari_app.calls.store import CallStore
 from ari_app.config.models import HotlineConfig
 from ari_app.journey.states import Answer
 from ari_app.logs import get_logger
-from ari_app.records.model import CallRecord, HangupBy, Outcome, utcnow
+from ari_app.records.model import CallRecord, HangupBy, Outcome, seconds_between, utcnow
 from ari_app.sanitize import clean_text
 
 log = get_logger("call")
@@ -77,6 +77,9 @@ class CallRunner:
                           store=self.store, services=dict(self.services))
         log.info("call.start", caller=session.caller, dialled=session.dialled,
                  channel=session.channel_id)
+        counters = ctx.services.get("counters")
+        if counters is not None:
+            counters.menu_entered()
         phase = "menu"
         t0 = time.monotonic()
         try:
@@ -111,6 +114,8 @@ class CallRunner:
             rec.ended_at = utcnow()
             rec.prompts = session.prompts[-200:]
             rec.digits = "".join(session.digits)[-200:]
+            if counters is not None:
+                _count(counters, rec)
             await self.records.publish(rec)
             await self.store.finish(session.call_id)
             self.stats.ended += 1
@@ -122,3 +127,16 @@ class CallRunner:
                      menu_seconds=rec.menu_seconds, agent=rec.agent, site=rec.site,
                      speed_of_answer=rec.speed_of_answer, hangup_by=rec.hangup_by,
                      seconds=round(time.monotonic() - t0, 3))
+
+
+def _count(counters: Any, rec: CallRecord) -> None:
+    """The live counters' view of how this call ended (answers are counted as they happen)."""
+    if rec.menu_left_at is None:
+        counters.menu_left()
+    if rec.outcome == Outcome.ABANDONED_IN_MENU:
+        counters.abandoned_in_menu()
+    elif rec.outcome == Outcome.ABANDONED_IN_QUEUE:
+        waited = seconds_between(rec.queue_joined_at, rec.ended_at) or 0.0
+        counters.abandoned_in_queue(waited)
+    elif rec.outcome is not None and rec.outcome != Outcome.ANSWERED:
+        counters.outcome(rec.outcome.value)

@@ -172,6 +172,9 @@ class Chosen:
         started = ctx.services.get("menu_started")
         if isinstance(started, float):
             rec.menu_seconds = round(time.monotonic() - started, 3)
+        counters = ctx.services.get("counters")
+        if counters is not None:
+            counters.menu_left()
         handover = ctx.services.get("queue_entry")
         if callable(handover):
             nxt: State = handover(self.entity)

@@ -58,6 +58,9 @@ class Queued:
         if first:
             rec.queue_joined_at = rec.queue_joined_at or utcnow()
             rec.queue.append(QueueStint(entity=self.entity, joined_at=utcnow()))
+            counters = ctx.services.get("counters")
+            if counters is not None:
+                counters.queued_call(self.entity)
             if not await svc.anyone_can_serve(self.entity, s.language):
                 return self._fallback(ctx, Outcome.NO_AGENT_FALLBACK, "no-agents")
         priority = settings.priority_for(self.entity) if self.priority is None else self.priority
@@ -89,12 +92,16 @@ class Queued:
                 next_announce = time.time() + settings.announce_interval
         finally:
             late = svc.box.close(s.call_id)
+            if offer is None and rec.queue and rec.queue[-1].left_at is None:
+                rec.queue[-1].left_at = utcnow()
+                rec.queue[-1].result = "abandoned" if s.gone else None
             if offer is None:
                 with contextlib.suppress(Exception):
                     await svc.waiting.remove(self.entity, s.call_id)
                 if late is not None:
                     await svc.pool.unoffer(late.agent.id, s.call_id)
                     svc.dispatcher.wake()
+        assert offer is not None  # the loop above only leaves with an offer or a return
         return Ringing(entity=self.entity, agent=offer.agent.id, step=offer.step,
                        arrival=arrival, priority=priority)
 
@@ -207,6 +214,9 @@ class Ringing:
             rec.queue[-1].left_at = rec.agent_answered_at
             rec.queue[-1].result = "answered"
         svc.estimator.record_answer_wait(self.entity, rec.speed_of_answer)
+        counters = ctx.services.get("counters")
+        if counters is not None:
+            counters.answered(rec.speed_of_answer)
         log.info("queue.answered", agent=agent.id, site=agent.site,
                  speed_of_answer=rec.speed_of_answer, step=self.step)
         return Talking(entity=self.entity, agent=agent_id, leg=leg, bridge=bridge,

@@ -56,7 +56,8 @@ def write_charts(
     ys = [k.sums.figures()["asa_seconds"] for k in report.by_day]
     ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", color="#c05621")
     ax.set_ylabel("ASA (s)")
-    ax.set_ylim(bottom=0)
+    known = [y for y in ys if y is not None]
+    ax.set_ylim(0, max(known) * 1.15 if known else 1)  # headroom: points are not cut in half
     ax.set_title(f"Average speed of answer per day, {period}")
     step = max(1, len(xs) // 15)
     ax.set_xticks(range(0, len(xs), step), [xs[i] for i in range(0, len(xs), step)], rotation=45)

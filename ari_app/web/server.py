@@ -1,4 +1,14 @@
-"""The app's HTTP server (aiohttp, loopback by default)."""
+"""The app's HTTP server (aiohttp, loopback by default).
+
+Routes (docs/wallboard.md has the details):
+  GET  /health                       readiness JSON; 200 when ready, else 503
+  GET  /metrics                      Prometheus text format (no auth)
+  GET  /wallboard[?lang=ar]          the wall-screen page (no auth)
+  GET  /wallboard/events             server-sent events: one live snapshot a second
+  GET  /wallboard/static/{name}      the page's JS and CSS
+  GET  /api/v1/agents/{id}           agent status            (Bearer token)
+  POST /api/v1/agents/{id}/login|logout|pause|resume         (Bearer token)
+"""
 
 from __future__ import annotations
 
@@ -9,28 +19,75 @@ from typing import Any
 from aiohttp import web
 
 from ari_app.logs import get_logger
+from ari_app.web.api import MAX_BODY, AgentApi, FailureLimiter, json_errors
+from ari_app.web.deps import WebDeps
+from ari_app.web.metrics import STATS_KEY, MetricsEndpoint, WebStats
+from ari_app.web.sse import SnapshotHub
+from ari_app.web.wallboard import Wallboard
 
 log = get_logger("web")
 
-
 class WebServer:
-    def __init__(self, bind: str, port: int, health: Callable[[], dict[str, Any]]) -> None:
+    """`deps` is the app's `WebDeps`. A bare health callable is still accepted while
+    the app's wiring moves over; it serves /health only."""
+
+    def __init__(
+        self,
+        bind: str,
+        port: int,
+        deps: WebDeps | Callable[[], dict[str, Any]],
+        *,
+        snapshot_interval: float = 1.0,
+        limiter: FailureLimiter | None = None,
+        max_screens: int = 200,
+    ) -> None:
         self.bind = bind
         self.port = port
-        self._health = health
-        self.app = web.Application(client_max_size=64 * 1024)
-        self.app.router.add_get("/health", self.health)
+        self.bound_port: int | None = None
+        self.started = asyncio.Event()
+        self.stats = WebStats()
+        self.app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
+        self.app[STATS_KEY] = self.stats
+        if isinstance(deps, WebDeps):
+            self.deps: WebDeps | None = deps
+            self._health = deps.health
+        else:
+            self.deps = None
+            self._health = deps
+        self.app.router.add_get("/health", self.health, name="health")
+        self.hub: SnapshotHub | None = None
+        if self.deps is not None:
+            self.hub = SnapshotHub(self.deps.live, interval=snapshot_interval,
+                                   max_clients=max_screens)
+            self.api = AgentApi(self.deps.agents, self.deps.token, self.stats, limiter)
+            self.metrics = MetricsEndpoint(self.deps, self.stats, self.hub)
+            self.wallboard = Wallboard()
+            self.app.router.add_get("/metrics", self.metrics.handle, name="metrics")
+            self.wallboard.add_routes(self.app)
+            self.app.router.add_get("/wallboard/events", self.hub.handle, name="wallboard.events")
+            self.api.add_routes(self.app)
+            self.app.on_shutdown.append(self._close_streams)
+
+    async def _close_streams(self, app: web.Application) -> None:
+        del app
+        if self.hub is not None:
+            await self.hub.close()
 
     async def health(self, request: web.Request) -> web.Response:
+        del request
         body = self._health()
         return web.json_response(body, status=200 if body.get("ready") else 503)
 
     async def serve(self, stop: asyncio.Event) -> None:
-        runner = web.AppRunner(self.app, access_log=None)
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         site = web.TCPSite(runner, self.bind, self.port)
         await site.start()
-        log.info("web.listening", bind=self.bind, port=self.port)
+        addrs = runner.addresses
+        self.bound_port = int(addrs[0][1]) if addrs else self.port
+        log.info("web.listening", bind=self.bind, port=self.bound_port,
+                 api=bool(self.deps and self.deps.token))
+        self.started.set()
         try:
             await stop.wait()
         finally:

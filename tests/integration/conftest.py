@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.stack import Stack, ensure_rootfs
-from tests.support.stackfix import StackUnderTest, write_test_config
+from tests.support.stackfix import Agents, StackUnderTest, write_test_config
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +42,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def agents(stack: StackUnderTest) -> Iterator[Agents]:
+    team = Agents(stack)
+    try:
+        yield team
+    finally:
+        team.close()

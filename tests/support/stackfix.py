@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -11,13 +12,16 @@ from typing import Any
 import yaml
 
 from scripts.stack import ROOT, Stack
-from tests.support.sipp import SippResult, run_caller
+from tests.support.sipp import AgentPhone, SippResult, run_caller
 
 # tighter than production so the silence and retry paths finish quickly;
 # everything else is the shipped config
 TEST_OVERRIDES: dict[str, Any] = {
     "timers": {"digit_timeout": 2, "tries": 2, "inter_digit_timeout": 2},
     "callers": {"blocklist": ["97400000666"], "anonymous": "allow"},
+    "queue": {"ring_timeout": 5, "wrapup_seconds": 2, "announce_first_after": 2,
+              "announce_interval": 10, "max_wait": 90,
+              "routing": {"sector_after": 5, "fallback_language_after": 6}},
 }
 
 
@@ -96,3 +100,83 @@ class StackUnderTest:
             if time.monotonic() > deadline:
                 return left
             time.sleep(0.1)
+
+
+class Agents:
+    """Agents for a test: phones registered with SIPp, logged in through the real pool."""
+
+    def __init__(self, sut: StackUnderTest) -> None:
+        from ari_app.config.loader import load_config
+
+        self.sut = sut
+        self.cfg = load_config(sut.stack.app_config)
+        self.phones: dict[str, AgentPhone] = {}
+
+    def _run(self, coro_fn: Any) -> Any:
+        import asyncio
+
+        import redis.asyncio as aioredis
+
+        from ari_app.agents.pool import AgentPool
+
+        async def go() -> Any:
+            r = aioredis.from_url(f"redis://127.0.0.1:{self.sut.stack.ports.redis}/0")
+            try:
+                return await coro_fn(AgentPool(r, self.cfg.agents))
+            finally:
+                await r.aclose()
+
+        return asyncio.run(go())
+
+    def phone(self, agent_id: str, mode: str = "answer", talk_ms: int = 2000,
+              ring_ms: int = 300, register: bool = True) -> AgentPhone:
+        agent = next(a for a in self.cfg.agents if a.id == agent_id)
+        pw = (self.sut.stack.dir / "secrets" / "agents" / f"{agent_id}.secret").read_text().strip()
+        phone = AgentPhone(self.sut.sip_port, agent.endpoint, pw, mode=mode, talk_ms=talk_ms,
+                           ring_ms=ring_ms)
+        self.phones[agent_id] = phone
+        if register:
+            phone.register()
+            self.wait_reachable(agent_id, True)
+        return phone
+
+    def status(self, agent_id: str) -> Any:
+        return self._run(lambda pool: pool.status(agent_id))
+
+    def wait_reachable(self, agent_id: str, want: bool, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status(agent_id)
+            if st is not None and st.reachable == want:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{agent_id} reachable={want} not seen in {timeout}s")
+            time.sleep(0.1)
+
+    def login(self, *agent_ids: str) -> None:
+        for agent_id in agent_ids:
+            self._run(lambda pool, a=agent_id: pool.login(a))
+
+    def pause(self, agent_id: str, reason: str = "break") -> None:
+        self._run(lambda pool: pool.pause(agent_id, reason))
+
+    def close(self) -> None:
+        for agent_id, phone in self.phones.items():
+            phone.stop()
+            with contextlib.suppress(Exception):
+                phone.register(expires=0)
+            self._run(lambda pool, a=agent_id: pool.logout(a))
+        # every agent this config knows ends logged out, whoever logged it in
+        ids = [a.id for a in self.cfg.agents]
+
+        async def all_out(pool: Any) -> None:
+            for a in ids:
+                st = await pool.status(a)
+                if st is not None and str(st.state) != "logged_out":
+                    await pool.logout(a)
+
+        self._run(all_out)
+
+
+def resume(team: Agents, agent_id: str) -> None:
+    team._run(lambda pool: pool.resume(agent_id))
