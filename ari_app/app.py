@@ -21,6 +21,8 @@ from ari_app.ami.agi import AgiServer
 from ari_app.ami.monitor import AmiMonitor
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
+from ari_app.calls.machine import State
+from ari_app.calls.recovery import recover
 from ari_app.calls.router import EventRouter
 from ari_app.calls.runner import CallRunner
 from ari_app.calls.session import CallSession
@@ -31,8 +33,10 @@ from ari_app.logs import get_logger
 from ari_app.prompts.catalog import PromptCatalog
 from ari_app.queue.dispatch import Dispatcher, OfferBox
 from ari_app.queue.service import QueueService
+from ari_app.queue.states import Talking
 from ari_app.queue.states import entry as queue_entry
 from ari_app.queue.waiting import WaitingQueues
+from ari_app.records.model import CallRecord
 from ari_app.records.stream import RecordStream
 from ari_app.web.api import PoolAgentControl
 from ari_app.web.deps import WebDeps
@@ -153,13 +157,43 @@ class Hotline:
     def _on_ari_connected(self, client: AriClient) -> None:
         if self.ari.connects > 1:
             self.counters.ari_reconnected()
-        if self._calls is not None and len(self.router):
-            self._calls.create_task(self._reconcile(client), name="reconcile")
+        if self._calls is not None:
+            self._calls.create_task(self._recover(client), name="recover")
+
+    async def _recover(self, client: AriClient) -> None:
+        """Calls this app was driving before a restart or a lost connection."""
+        await self._reconcile(client)
+        known = {s.channel_id for s in self.router.sessions()}
+        try:
+            await recover(self.cfg.ari.app, client, self.store, self.queue,
+                          self.records.publish, self._resume, self._restored_session, known)
+        except Exception as e:
+            log.exception("recovery.failed", error=str(e))
+
+    def _restored_session(self, call_id: str, chan: dict[str, Any],
+                          rec: CallRecord) -> CallSession:
+        session = CallSession(call_id=call_id, channel_id=str(chan["id"]), caller=rec.caller,
+                              dialled=rec.dialled, app_args=[rec.dialled],
+                              ari_ref=lambda: self.ari.client)
+        session.language = rec.language or self.cfg.default_language
+        session.prompts = list(rec.prompts)
+        session.digits = list(rec.digits)
+        self.router.register(session.channel_id, session)
+        return session
+
+    def _resume(self, session: CallSession, state: State, rec: CallRecord) -> None:
+        if isinstance(state, Talking):
+            self.router.register(state.leg, session)
+        if self._calls is not None:
+            self._track(self._calls.create_task(self.runner.run(session, state, rec),
+                                                name=f"call-{session.call_id}"))
 
     def _on_ari_lost(self) -> None:
         log.warning("app.ari_down", calls=len(self._call_tasks))
 
     async def _reconcile(self, client: AriClient) -> None:
+        if not len(self.router):
+            return
         """After a reconnect, calls whose channel Asterisk no longer has are over.
 
         A websocket blip leaves channels in Stasis; an Asterisk restart takes

@@ -367,6 +367,9 @@ class Stack:
         self.stop("app", signal.SIGKILL, timeout=5)
 
     def up(self, app: bool = True) -> None:
+        # each stack run starts its logs afresh, so what a test reads is this run's
+        for log in ("app.log", "archiver.log"):
+            (self.dir / log).unlink(missing_ok=True)
         self.start_redis()
         self.start_asterisk()
         if app:

@@ -91,7 +91,9 @@ class AmiMonitor:
             ev = dict(item)
             if ev.get("Event") == "ContactList" and \
                     str(ev.get("Status", "")).lower() in UP:
-                contacts.setdefault(str(ev.get("Aor", "")), set()).add(str(ev.get("Uri", "")))
+                # ObjectName is "<aor>;@<hash>"; ContactList events carry no Aor field
+                aor = str(ev.get("ObjectName", "")).split(";@", 1)[0]
+                contacts.setdefault(aor, set()).add(str(ev.get("Uri", "")))
         self.contacts = contacts
         up = set(contacts)
         for agent in self.roster.agents:

@@ -150,6 +150,11 @@ class AriClient:
         res = await self._op("channels", "list")
         return [c.id for c in res or []]
 
+    async def channels(self) -> list[dict[str, Any]]:
+        """Every channel with its details (state, dialplan app data)."""
+        res = await self._op("channels", "list")
+        return [dict(getattr(c, "json", None) or {"id": c.id}) for c in res or []]
+
     async def bridge_ids(self) -> list[str]:
         res = await self._op("bridges", "list")
         return [b.id for b in res or []]

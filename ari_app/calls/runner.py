@@ -64,19 +64,24 @@ class CallRunner:
         self.router.register(session.channel_id, session)
         return session
 
-    async def run(self, session: CallSession, first: State | None = None) -> None:
+    async def run(self, session: CallSession, first: State | None = None,
+                  record: CallRecord | None = None) -> None:
+        """Run a call; `first` and `record` resume one the app was driving before a restart."""
         with structlog.contextvars.bound_contextvars(call_id=session.call_id):
-            await self._run(session, first or Answer())
+            await self._run(session, first or Answer(), record)
 
-    async def _run(self, session: CallSession, state: State | None) -> None:
+    async def _run(self, session: CallSession, state: State | None,
+                   record: CallRecord | None) -> None:
         self.stats.started += 1
-        rec = CallRecord(call_id=session.call_id, app=self.cfg.ari.app,
-                         channel_uniqueid=session.channel_id, linkedid=session.channel_id,
-                         caller=session.caller, dialled=session.dialled, arrived_at=utcnow())
+        rec = record or CallRecord(
+            call_id=session.call_id, app=self.cfg.ari.app, channel_uniqueid=session.channel_id,
+            linkedid=session.channel_id, caller=session.caller, dialled=session.dialled,
+            arrived_at=utcnow())
         ctx = CallContext(session=session, record=rec, cfg=self.cfg, prompts=self.prompts,
                           store=self.store, services=dict(self.services))
-        log.info("call.start", caller=session.caller, dialled=session.dialled,
-                 channel=session.channel_id)
+        log.info("call.resume" if record else "call.start", caller=session.caller,
+                 dialled=session.dialled, channel=session.channel_id,
+                 state=getattr(state, "name", None))
         counters = ctx.services.get("counters")
         if counters is not None:
             counters.menu_entered()
@@ -85,6 +90,10 @@ class CallRunner:
         try:
             while state is not None:
                 phase = state.phase
+                # the record carries what the caller heard and pressed so far, so a
+                # restarted app continues it rather than starting it again
+                rec.prompts = session.prompts[-200:]
+                rec.digits = "".join(session.digits)[-200:]
                 await self.store.checkpoint(session.call_id, state.name, state_data(state), rec)
                 log.debug("call.state", state=state.name)
                 state = await state.run(ctx)

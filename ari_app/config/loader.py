@@ -39,6 +39,8 @@ def _read_yaml(path: Path) -> Any:
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
 
 
 def _format(path: Path, err: ValidationError) -> str:

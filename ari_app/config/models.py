@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -226,6 +226,9 @@ class HotlineConfig(Strict):
     records_spool: Path = Path("../var/records.spool.jsonl")
     # the local day and month that reports and the wallboard's "today" count in
     timezone: str = "Asia/Qatar"
+    # per-site servers for `hotline config render`; validated there
+    # (ari_app.deploy.render.DeploySettings), opaque to the running app
+    deploy: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> HotlineConfig:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ari_app.calls.context import CallContext
 from ari_app.calls.machine import Finish, State
 from ari_app.journey.menus import interpret, language_for_key, menu_at, menu_prompts
-from ari_app.records.model import LanguageSource, Outcome, utcnow
+from ari_app.records.model import LanguageSource, Outcome, seconds_between, utcnow
 
 OTHER_LANGUAGE_KEY = "9"
 
@@ -28,7 +27,6 @@ class Answer:
     async def run(self, ctx: CallContext) -> State | None:
         await ctx.session.ari.answer(ctx.session.channel_id)
         ctx.record.answered_at = utcnow()
-        ctx.services["menu_started"] = time.monotonic()
         return Route()
 
 
@@ -169,9 +167,7 @@ class Chosen:
         rec.sector = ctx.cfg.sector_of(self.entity)
         rec.entity_path = self.path
         rec.menu_left_at = utcnow()
-        started = ctx.services.get("menu_started")
-        if isinstance(started, float):
-            rec.menu_seconds = round(time.monotonic() - started, 3)
+        rec.menu_seconds = seconds_between(rec.answered_at, rec.menu_left_at)
         counters = ctx.services.get("counters")
         if counters is not None:
             counters.menu_left()

@@ -14,13 +14,13 @@ from typing import ClassVar
 from ari_app.agents.pool import Offer
 from ari_app.ari.client import AriError
 from ari_app.calls.context import CallContext
-from ari_app.calls.machine import Finish, State
+from ari_app.calls.machine import Finish, State, state_data
 from ari_app.calls.session import AriUnavailable, CallerGone
 from ari_app.logs import get_logger
 from ari_app.queue.estimate import ABOUT_MINUTES, LESS_THAN_MINUTE, spoken_wait
 from ari_app.queue.service import QueueService
 from ari_app.queue.settings import ToEntity
-from ari_app.records.model import HangupBy, Outcome, QueueStint, utcnow
+from ari_app.records.model import HangupBy, Outcome, QueueStint, seconds_between, utcnow
 from ari_app.records.model import Offer as OfferRecord
 
 log = get_logger("queue")
@@ -61,6 +61,8 @@ class Queued:
             counters = ctx.services.get("counters")
             if counters is not None:
                 counters.queued_call(self.entity)
+            # a restarted app must see the arrival time, to keep this caller's place
+            await ctx.store.checkpoint(s.call_id, self.name, state_data(self), rec)
             if not await svc.anyone_can_serve(self.entity, s.language):
                 return self._fallback(ctx, Outcome.NO_AGENT_FALLBACK, "no-agents")
         priority = settings.priority_for(self.entity) if self.priority is None else self.priority
@@ -209,14 +211,15 @@ class Ringing:
         agent = svc.pool.agents[agent_id]
         rec.agent_answered_at = utcnow()
         rec.agent, rec.site = agent.id, agent.site
-        rec.speed_of_answer = round(time.time() - self.arrival, 3)
+        rec.speed_of_answer = seconds_between(rec.queue_joined_at, rec.agent_answered_at)
         if rec.queue:
             rec.queue[-1].left_at = rec.agent_answered_at
             rec.queue[-1].result = "answered"
-        svc.estimator.record_answer_wait(self.entity, rec.speed_of_answer)
+        soa = rec.speed_of_answer or 0.0
+        svc.estimator.record_answer_wait(self.entity, soa)
         counters = ctx.services.get("counters")
         if counters is not None:
-            counters.answered(rec.speed_of_answer)
+            counters.answered(soa)
         log.info("queue.answered", agent=agent.id, site=agent.site,
                  speed_of_answer=rec.speed_of_answer, step=self.step)
         return Talking(entity=self.entity, agent=agent_id, leg=leg, bridge=bridge,
