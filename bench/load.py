@@ -201,8 +201,11 @@ def _ts(a: str, b: str) -> float:
         return float(a)
 
 
-def read_messages(path: Path, offset: int = 0) -> tuple[list[tuple[float, str, str]], int]:
-    """(time, direction 'sent'|'received', message) from a SIPp -trace_msg file, from byte offset."""
+Message = tuple[float, str, str]
+
+
+def read_messages(path: Path, offset: int = 0) -> tuple[list[Message], int]:
+    """(time, 'sent' or 'received', message) from a SIPp -trace_msg file, from a byte offset."""
     out: list[tuple[float, str, str]] = []
     try:
         with open(path, "rb") as f:
@@ -395,7 +398,7 @@ def _pct(xs: list[float], p: float) -> float | None:
     if not xs:
         return None
     xs = sorted(xs)
-    return round(xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))], 1)
+    return round(xs[min(len(xs) - 1, round(p * (len(xs) - 1)))], 1)
 
 
 def run_step(stack: Stack, system: str, rate: float, n: int, step_no: int,
@@ -674,7 +677,8 @@ def main(argv: list[str] | None = None) -> int:
                 "first_key_ms": FIRST_MS, "gap_ms": GAP_MS, "ring_ms": RING_MS,
                 "talk_ms": TALK_MS, "last_key_offset_s": round(last_key, 3),
                 "cpus": os.cpu_count(),
-                "redis_max_connections": args.redis_max_connections or 100, "loadavg_end": os.getloadavg()}
+                "redis_max_connections": args.redis_max_connections or 100,
+                "loadavg_end": os.getloadavg()}
         write_outputs(results, meta)
         print(table(results))
         print(json.dumps(headline(results), indent=1))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -273,7 +274,8 @@ class Stack:
                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         out = open(logfile, "ab")  # noqa: SIM115 - the child owns it
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
         out.close()
         (self.dir / f"{what}.pid").write_text(str(proc.pid))
@@ -308,7 +310,7 @@ class Stack:
             time.sleep(0.05)
         else:
             log(f"{what} did not stop in {timeout}s: killing")
-            with _suppress():
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
             if proc is not None:
                 proc.wait()
@@ -416,23 +418,13 @@ class Stack:
         return {"channels": list(chans or []), "bridges": list(bridges or [])}
 
 
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except OSError:
         return False
-    try:  # reap if it is our child and a zombie
+    with contextlib.suppress(ChildProcessError):  # reap if it is our child and a zombie
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split()[2] != "Z"

@@ -24,9 +24,23 @@ def default_db() -> str:
     return os.environ.get("HOTLINE_ARCHIVE", DEFAULT_DB)
 
 
-def default_tz() -> str:
-    # Month and day boundaries are local; the archive itself is all UTC.
-    return os.environ.get("HOTLINE_TZ", "UTC")
+def default_tz() -> str | None:
+    """Month and day boundaries are local; the archive itself is all UTC.
+
+    None means: the config's `timezone` (Asia/Qatar unless set), resolved when
+    the command runs, so reports cut days where the ministry does."""
+    return os.environ.get("HOTLINE_TZ")
+
+
+def resolve_tz(args: argparse.Namespace) -> str:
+    if getattr(args, "tz", None):
+        return str(args.tz)
+    try:
+        from ari_app.config import load_config
+
+        return load_config(getattr(args, "config", None)).timezone
+    except Exception:  # noqa: BLE001 - no readable config: fall back to UTC
+        return "UTC"
 
 
 def _date(s: str) -> date:
@@ -73,6 +87,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not Path(args.db).exists():
         _err(f"{args.db}: no archive there")
         return 1
+    args.tz = resolve_tz(args)
     try:
         start, end = Period(args.date_from, args.date_to, args.tz).utc_bounds()
     except (KeyError, ValueError) as e:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ari_app.records.archive import Archive, ArchiveError
-from ari_app.records.cli import _date, default_db, default_tz
+from ari_app.records.cli import _date, default_db, default_tz, resolve_tz
 
 
 def _month(s: str) -> str:
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
     p.add_argument("--sla-seconds", type=float, default=20.0, help="service level threshold")
     p.add_argument("--top", type=int, default=4, help="entities named in the statement")
-    p.add_argument("--tz", default=default_tz(), help="time zone for days/hours (env HOTLINE_TZ)")
+    p.add_argument("--tz", default=default_tz(), help="time zone for days/hours (env HOTLINE_TZ; default: the config's)")
     p.set_defaults(func=cmd_report)
 
 
@@ -55,6 +55,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ari_app.reports.compute import Period, Query, compute
     from ari_app.reports.render import to_csv, to_json, to_table
 
+    args.tz = resolve_tz(args)
     try:
         if args.month:
             period = Period.month(args.month, args.tz)

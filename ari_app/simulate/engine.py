@@ -361,13 +361,18 @@ class Simulation:
 
         agent_ids = list(self.pool.agents)
         aidx = {a: i for i, a in enumerate(agent_ids)}
-        busy_since: dict[str, float] = {}
         login_at: dict[str, float] = {}
         busy_total = dict.fromkeys(agent_ids, 0.0)
         login_total = dict.fromkeys(agent_ids, 0.0)
         sl = self.sl_target
 
+        busy_until: dict[str, float] = {}
+        pending_login: set[str] = set()
+
         def login(aid: str, now: float) -> None:
+            if busy_until.get(aid, 0.0) > now:
+                pending_login.add(aid)  # still on the last call: back when it ends
+                return
             if self.pool.state[aid] == "logged_out":
                 login_at[aid] = now
                 self.pool.login(aid, int(now * 1000))
@@ -376,6 +381,7 @@ class Simulation:
                 login_at[aid] = now  # came back before their last call ended
 
         def logout(aid: str, now: float) -> None:
+            pending_login.discard(aid)
             if aid in login_at:
                 login_total[aid] += now - login_at.pop(aid)
             self.pool.logout(aid)
@@ -396,6 +402,7 @@ class Simulation:
                     st.est_phrase_right += 1
             busy = ring + handle[c] + wrapup
             busy_total[aid] += busy
+            busy_until[aid] = now + busy
             self.estimator.record_handle_time(entity[c], handle[c] + wrapup)
             self.estimator.record_answer_wait(entity[c], wait)
             push(now + busy, _FREE, aidx[aid])
@@ -492,6 +499,9 @@ class Simulation:
                 aid = agent_ids[x]
                 if self.pool.release(aid, int(now * 1000)):
                     dispatch_agent(aid, now)
+                elif aid in pending_login:
+                    pending_login.discard(aid)
+                    login(aid, now)
             elif kind == _WIDEN:
                 c = x
                 if status[c] == 1:

@@ -92,12 +92,12 @@ INVITE_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
       a=rtpmap:101 telephone-event/8000
 
   ]]></send>
-  <recv response="100" optional="true"/>
 @BODY@
 </scenario>
 """
 
 EXPECT_FINAL = """
+  <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="@CODE@"/>
@@ -116,6 +116,7 @@ EXPECT_FINAL = """
 """
 
 CANCEL_AFTER = """
+  <recv response="100"/>
   <pause milliseconds="@DELAY@"/>
   <send><![CDATA[
 
@@ -210,7 +211,7 @@ def waiting_keys(sut: StackUnderTest) -> dict[str, int]:
     r = redis.Redis(port=sut.stack.ports.redis)
     try:
         out = {}
-        for k in r.scan_iter("{hotline}:*wait*"):
+        for k in r.scan_iter("{hotline}:wait:*"):  # one sorted set of callers per entity
             t = r.type(k).decode()
             n = {"zset": r.zcard, "list": r.llen, "set": r.scard, "hash": r.hlen}.get(t)
             if n is not None and n(k):
@@ -307,27 +308,39 @@ def test_caller_hangs_up_in_each_state(stack: StackUnderTest, agents: Agents,
         assert agents.status("a014").call in (None, "")
 
 
-@pytest.mark.parametrize("delay_ms", [0, 30, 80])
-def test_caller_gives_up_before_the_answer(stack: StackUnderTest, delay_ms: int) -> None:
-    """CANCEL while Asterisk runs the AGI look-up or the app is answering ("answer")."""
-    caller = stack.new_caller()
-    xml = INVITE_ONLY.replace("@BODY@", CANCEL_AFTER.replace("@DELAY@", str(delay_ms))) \
-        .replace("@FROM@", PLAIN_FROM)
-    work = Path(tempfile.mkdtemp(prefix="sipp-cancel-"))
-    proc = run_scenario(stack.sip_port, xml, caller=caller, timeout=20, workdir=work,
-                        extra=["-trace_msg", "-message_file", str(work / "msg.log")])
-    time.sleep(1.5)
-    recs = stack.records_for(caller)
-    if proc.returncode != 0:
-        # the app's answer won the race: SIPp saw 200 instead of 487; the channel is
-        # torn down by Asterisk's timers. Still no crash, one record at most.
-        pytest.skip(f"answer won the race at {delay_ms} ms; SIPp: {proc.stdout[-300:]} "
-                    f"{(work / 'msg.log').read_text()[-3000:]}")
-    assert len(recs) <= 1
-    for rec in recs:
-        assert rec["outcome"] == "abandoned_in_menu", rec
-        assert rec["hangup_by"] == "caller"
+def _hang_up_callers(sut: StackUnderTest, caller: str) -> None:
+    _, chans = sut.stack.ari("GET", "channels")
+    for ch in chans or []:  # type: ignore[union-attr]
+        if (ch.get("caller") or {}).get("number") == caller:
+            sut.stack.ari("DELETE", f"channels/{ch['id']}")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "lead's area (journey/states.py Answer, calls/runner.py): a caller who cancels while "
+    "the app answers gets outcome 'failed', hangup_by 'app' (ARI channels.answer 404 is "
+    "an AriError, not CallerGone)"))
+def test_caller_gives_up_before_the_answer(stack: StackUnderTest) -> None:
+    """CANCEL while Asterisk runs the AGI look-up or the app is answering ("answer").
+
+    Timing decides where the CANCEL lands: before Stasis (no record at all), during
+    the app's answer (must be abandoned_in_menu by the caller), or after the answer
+    (SIPp sees 200; the test then hangs the channel up itself).
+    """
+    outcomes = []
+    for delay_ms in (0, 0, 2, 5, 10):
+        caller = stack.new_caller()
+        xml = INVITE_ONLY.replace("@BODY@", CANCEL_AFTER.replace("@DELAY@", str(delay_ms))) \
+            .replace("@FROM@", PLAIN_FROM)
+        proc = run_scenario(stack.sip_port, xml, caller=caller, timeout=10)
+        if proc.returncode != 0:  # the answer won the race
+            _hang_up_callers(stack, caller)
+        time.sleep(1.0)
+        recs = stack.records_for(caller)
+        assert len(recs) <= 1
+        outcomes += [(delay_ms, r["outcome"], r["hangup_by"]) for r in recs]
     assert not stack.log_lines(event="call.crashed")
+    bad = [o for o in outcomes if o[1:] != ("abandoned_in_menu", "caller")]
+    assert not bad, f"cancelled callers recorded as {bad}"
 
 
 # ------------------------------------------------------- storms and silence --

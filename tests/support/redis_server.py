@@ -30,7 +30,8 @@ def _ping(port: int) -> bool:
 def redis_server(datadir: Path, port: int, *, timeout: float = 10.0) -> Iterator[str]:
     exe = shutil.which("redis-server")
     if exe is None:
-        raise RuntimeError("redis-server is not installed: run `make deps` (Debian package redis-server)")
+        raise RuntimeError("redis-server is not installed: run `make deps` "
+                           "(Debian package redis-server)")
     datadir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(datadir),
@@ -42,7 +43,8 @@ def redis_server(datadir: Path, port: int, *, timeout: float = 10.0) -> Iterator
     try:
         while not _ping(port):
             if proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {proc.returncode}; see {datadir}/redis.log")
+                raise RuntimeError(f"redis-server exited with {proc.returncode}; "
+                                   f"see {datadir}/redis.log")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server on port {port} not ready after {timeout}s")
             time.sleep(0.02)

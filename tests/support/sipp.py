@@ -93,13 +93,14 @@ def run_caller(sip_port: int, steps: str, caller: str = "97455500001", number: s
         raise RuntimeError("sipp is not installed: run `make deps` (Debian package sip-tester)")
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sipp-"))
     scenario = workdir / "caller.xml"
-    scenario.write_text((SIPP_DIR / "caller.xml").read_text().replace("@STEPS@",
-                                                                       expand_steps(steps, workdir)))
+    template = (SIPP_DIR / "caller.xml").read_text()
+    scenario.write_text(template.replace("@STEPS@", expand_steps(steps, workdir)))
     argv = [exe, f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-s", number, "-m", "1",
             "-l", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1",
             "-mp", str(free_port_pair()), "-key", "caller", caller, "-nostdin",
             "-timeout", f"{int(timeout)}s", "-timeout_error", "-deadcall_wait", "0", "-trace_err",
-            "-error_file", str(workdir / "errors.log"), "-trace_msg", "-message_file", str(workdir / "messages.log")]
+            "-error_file", str(workdir / "errors.log"), "-trace_msg",
+            "-message_file", str(workdir / "messages.log")]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 15,
                           cwd=workdir)
     return SippResult(proc.returncode, proc.stdout[-3000:], _read(workdir / "errors.log"),

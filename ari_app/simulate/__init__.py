@@ -1,0 +1,1 @@
+"""Discrete-event simulation of the queue and agent choice (`hotline simulate`)."""
