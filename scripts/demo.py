@@ -180,8 +180,9 @@ def show_report(stack: Stack, cfg_path: Path, calls: dict[str, tuple[str, str]])
     while time.monotonic() < deadline:  # the archiver catches up within a second or two
         try:
             con = sqlite3.connect(f"file:{stack.archive}?mode=ro", uri=True)
-            n = con.execute("SELECT count(*) FROM calls WHERE caller IN (%s)"
-                            % ",".join("?" * len(calls)), list(calls)).fetchone()[0]
+            marks = ",".join("?" * len(calls))
+            n = con.execute(f"SELECT count(*) FROM calls WHERE caller IN ({marks})",
+                            list(calls)).fetchone()[0]
             con.close()
             if n == len(calls):
                 break
