@@ -57,7 +57,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 FIRST_MS = 1000      # answer -> first key (2: English)
 GAP_MS = 500         # first key -> second key (0: other departments)
 RING_MS = 200        # agent phone rings this long before answering
-TALK_MS = 1000       # then talks this long and hangs up
+TALK_MS = 2000       # then talks this long and hangs up
 AGENTS_PER_PHONE = 20  # agents registered on one SIPp UAS process
 ENTITY = "other"
 RUN_ID = f"{int(time.time()) % 1000:03d}"
@@ -354,6 +354,10 @@ def pool_ready(stack: Stack, config: Path) -> dict[str, int]:
             for a in cfg.agents:
                 st = await pool.status(a.id)
                 state = str(st.state) if st else "logged_out"
+                if state in ("on_call", "offered", "wrapup"):
+                    # left over from a step that went wrong: free them for the next
+                    await pool.release(a.id, 0)
+                    await pool.resume(a.id)
                 if state == "paused":
                     await pool.resume(a.id)
                 elif state == "logged_out":
@@ -415,7 +419,7 @@ def run_step(stack: Stack, system: str, rate: float, n: int, step_no: int,
     scen = (LOAD_DIR / "caller.xml").read_text()
     scen = (scen.replace("@FIRST_MS@", str(FIRST_MS)).replace("@GAP_MS@", str(GAP_MS))
             .replace("@PCAP1@", str(pcaps[0])).replace("@PCAP2@", str(pcaps[1]))
-            .replace("@BYE_TIMEOUT_MS@", "90000"))
+            .replace("@BYE_TIMEOUT_MS@", "40000"))
     (d / "caller.xml").write_text(scen)
     for g in phones:
         g.msg_offset = g.messages.stat().st_size if g.messages.exists() else 0
@@ -425,18 +429,19 @@ def run_step(stack: Stack, system: str, rate: float, n: int, step_no: int,
     cmds0 = redis_commands(stack.ports.redis)
     lag = LagScraper(stack.ports.app_http)
     lag.start()
-    spy: subprocess.Popen[bytes] | None = None
+    spies: list[subprocess.Popen[bytes]] = []
     if profile and pids["app"] and shutil.which("py-spy", path=str(ROOT / ".venv/bin")):
-        spy = subprocess.Popen(
-            [str(ROOT / ".venv/bin/py-spy"), "record", "-o", str(OUT / "profile.svg"),
-             "--pid", str(pids["app"]), "-d", str(int(n / rate) + 4), "-r", "200"],
-            stdout=subprocess.DEVNULL, stderr=open(OUT / "profile.log", "w"))  # noqa: SIM115
+        for fmt, dest in (("flamegraph", "profile.svg"), ("raw", "profile.txt")):
+            spies.append(subprocess.Popen(
+                [str(ROOT / ".venv/bin/py-spy"), "record", "-f", fmt, "-o", str(OUT / dest),
+                 "--pid", str(pids["app"]), "-d", str(int(n / rate) + 4), "-r", "100"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     t0 = time.monotonic()
     argv = [shutil.which("sipp") or "sipp", f"127.0.0.1:{stack.ports.sip}", "-sf",
             str(d / "caller.xml"), "-inf", str(d / "callers.csv"), "-s", number,
             "-r", f"{rate:g}", "-rp", "1000", "-m", str(n), "-l", "5000",
             "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1",
-            "-mp", str(free_port_pair()), "-nostdin", "-timeout", "180s",
+            "-mp", str(free_port_pair()), "-nostdin", "-timeout", "100s",
             "-timeout_error", "-deadcall_wait", "0", "-trace_err",
             "-error_file", str(d / "errors.log"), "-trace_msg",
             "-message_file", str(d / "messages.log"), "-trace_stat", "-stf",
@@ -450,9 +455,10 @@ def run_step(stack: Stack, system: str, rate: float, n: int, step_no: int,
         time.sleep(0.25)
         left = stack.leftovers()
     wall = time.monotonic() - t0
+    cleanup(stack, left)
     lag.stop_flag.set()
     lag.join(2)
-    if spy is not None:
+    for spy in spies:
         spy.wait(60)
     cpu1 = {w: cpu_seconds(p) for w, p in pids.items()}
     cmds1 = redis_commands(stack.ports.redis)
@@ -501,6 +507,15 @@ def run_step(stack: Stack, system: str, rate: float, n: int, step_no: int,
     if proc.returncode not in (0, 1):
         res.notes.append(f"sipp exit {proc.returncode}: {proc.stderr.decode()[-300:]}")
     return res
+
+
+def cleanup(stack: Stack, left: dict[str, list[Any]]) -> None:
+    """Hang up and destroy what a step left behind, so the next step starts clean
+    (the step's result has already counted them)."""
+    for ch in left["channels"]:
+        stack.ari("DELETE", f"channels/{ch['id']}")
+    for br in left["bridges"]:
+        stack.ari("DELETE", f"bridges/{br['id']}")
 
 
 def _sipp_failed(stats: Path, rc: int) -> int:
@@ -594,8 +609,40 @@ def chart(results: list[StepResult], path: Path) -> None:
     plt.close(fig)
 
 
+def profile_top(path: Path, n: int = 15) -> dict[str, list[tuple[str, float]]]:
+    """From py-spy's raw (collapsed) stacks: share of samples per function, by self time
+    and inclusive (any frame in the stack), the app's own functions for the latter."""
+    selfs: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        k = int(count)
+        total += k
+        frames = [re.sub(r":\d+\)$", ")", f.strip()) for f in stack.split(";")]
+        if frames:
+            selfs[frames[-1]] = selfs.get(frames[-1], 0) + k
+        for f in set(frames):
+            if "ari_app/" in f or "redis/" in f or "httpx" in f or "asyncio/" in f:
+                incl[f] = incl.get(f, 0) + k
+    if not total:
+        return {}
+
+    def top(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [(f, round(c / total, 3)) for f, c in sorted(d.items(), key=lambda x: -x[1])[:n]]
+
+    return {"self": top(selfs), "inclusive": top(incl), "samples": [("total", float(total))]}
+
+
 def write_outputs(results: list[StepResult], meta: dict[str, Any]) -> None:
     head = headline(results)
+    meta["profile"] = profile_top(OUT / "profile.txt")
     doc = {"meta": meta, "headline": head, "steps": [asdict(r) for r in results]}
     (OUT / "load.json").write_text(json.dumps(doc, indent=1))
     md = [f"# Load bench ({meta['date']})", "", table(results), "",
@@ -614,10 +661,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="offered seconds per step")
     ap.add_argument("--min-calls", type=int, default=50)
     ap.add_argument("--agents", type=int, default=200)
-    ap.add_argument("--profile-rate", type=float, default=50.0,
+    ap.add_argument("--profile-rate", type=float, default=25.0,
                     help="py-spy record the app during this app step (0: none)")
     ap.add_argument("--stop-after-dirty", type=int, default=2,
-                    help="stop once both systems have this many dirty steps in a row")
+                    help="skip a system's higher steps after this many dirty steps in a row")
     ap.add_argument("--redis-max-connections", type=int, default=1000,
                     help="app's redis-py pool size via the URL (0: as shipped, 100)")
     ap.add_argument("--keep", action="store_true", help="leave the stack up at the end")
@@ -656,6 +703,8 @@ def main(argv: list[str] | None = None) -> int:
         for rate in rates:
             n = max(args.min_calls, int(rate * args.seconds))
             for system in ("baseline", "app"):
+                if dirty[system] >= args.stop_after_dirty:
+                    continue  # this system already failed twice in a row
                 if system == "app":
                     log(f"pool: {pool_ready(stack, config)}")
                 step_no += 1
