@@ -132,6 +132,11 @@ class AriClient:
         await self._op("channels", "originateWithId", channelId=channel_id, endpoint=endpoint,
                        app=app, appArgs=app_args, timeout=ring_seconds, callerId=caller_id, **kw)
 
+    async def transfer_progress(self, channel_id: str, state: str) -> None:
+        """Tell the phone that sent a REFER how its transfer went (it gets a NOTIFY)."""
+        await self._op("channels", "transfer_progress", missing_ok=True, channelId=channel_id,
+                       states=state)
+
     async def ring(self, channel_id: str) -> None:
         await self._op("channels", "ring", missing_ok=True, channelId=channel_id)
 

@@ -34,6 +34,8 @@ class EventRouter:
         self.events += 1
         kind = ev.get("type")
         chan: Any = ev.get("channel") or {}
+        if kind == "ChannelTransfer":  # a REFER from a phone: it names the channel it came on
+            chan = ((ev.get("referred_by") or {}).get("source_channel")) or {}
         chan_id = chan.get("id") if isinstance(chan, dict) else None
         if chan_id is None and kind and kind.startswith("Playback"):
             target = str((ev.get("playback") or {}).get("target_uri", ""))

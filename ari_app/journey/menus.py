@@ -54,6 +54,33 @@ def menu_prompts(cfg: HotlineConfig, menu: Menu) -> list[str]:
     return names
 
 
+def transfer_target(cfg: HotlineConfig, code: str) -> str | None:
+    """The entity an agent's transfer code names: 8 and then the keys a caller
+    would press in the menus (811: sector 1, entity 1); 80 or 800 is other
+    departments. None when the code names no entity."""
+    if not code.startswith("8") or not code[1:].isdigit():
+        return None
+    keys = code[1:]
+    if keys.strip("0") == "":
+        return cfg.other_departments.id
+    menu = cfg.menu
+    for i, key in enumerate(keys):
+        choice = interpret(cfg, menu, key)
+        if choice.kind == "entity" and i == len(keys) - 1:
+            return choice.target
+        if choice.kind != "menu" or choice.target is None:
+            return None
+        menu = menu_at_child(menu, choice.target)
+    return None
+
+
+def menu_at_child(menu: Menu, child_id: str) -> Menu:
+    for opt in menu.options:
+        if opt.menu is not None and opt.menu.id == child_id:
+            return opt.menu
+    raise KeyError(child_id)
+
+
 def language_for_key(cfg: HotlineConfig, key: str) -> str | None:
     for lang in cfg.languages:
         if lang.digit == key:

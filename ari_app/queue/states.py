@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ari_app.agents.pool import Offer
-from ari_app.ari.client import AriError
+from ari_app.ari.client import AriError, Event
 from ari_app.calls.context import CallContext
 from ari_app.calls.machine import Finish, State, state_data
 from ari_app.calls.session import AriUnavailable, CallerGone
+from ari_app.journey.menus import transfer_target
 from ari_app.logs import get_logger
 from ari_app.queue.estimate import ABOUT_MINUTES, LESS_THAN_MINUTE, spoken_wait
 from ari_app.queue.service import QueueService
@@ -59,7 +60,7 @@ class Queued:
             rec.queue_joined_at = rec.queue_joined_at or utcnow()
             rec.queue.append(QueueStint(entity=self.entity, joined_at=utcnow()))
             counters = ctx.services.get("counters")
-            if counters is not None:
+            if counters is not None and not self.transferred:
                 counters.queued_call(self.entity)
             # a restarted app must see the arrival time, to keep this caller's place
             await ctx.store.checkpoint(s.call_id, self.name, state_data(self), rec)
@@ -203,25 +204,29 @@ class Ringing:
 
     async def _bridge(self, ctx: CallContext, agent_id: str, leg: str) -> State:
         svc, s, rec = _svc(ctx), ctx.session, ctx.record
-        bridge = f"{s.call_id}-br"
+        bridge = f"{s.call_id}-br{len(rec.offers)}"
+        # the agent's phone may transfer (REFER): the app, not Asterisk, decides where
+        await s.ari.set_var(leg, "PJSIP_TRANSFER_HANDLING()", "ari-only")
         await s.ari.create_bridge(bridge, f"hotline-{s.call_id}")
-        ctx.services["bridge"] = bridge
         await s.ari.stop_moh(s.channel_id)
         await s.ari.add_to_bridge(bridge, [s.channel_id, leg])
         agent = svc.pool.agents[agent_id]
-        rec.agent_answered_at = utcnow()
-        rec.agent, rec.site = agent.id, agent.site
-        rec.speed_of_answer = seconds_between(rec.queue_joined_at, rec.agent_answered_at)
+        now = utcnow()
+        if rec.agent_answered_at is None:
+            # the call's answer is the first one: a transferred call is answered once
+            rec.agent_answered_at = now
+            rec.agent, rec.site = agent.id, agent.site
+            rec.speed_of_answer = seconds_between(rec.queue_joined_at, now)
         if rec.queue:
-            rec.queue[-1].left_at = rec.agent_answered_at
+            rec.queue[-1].left_at = now
             rec.queue[-1].result = "answered"
-        soa = rec.speed_of_answer or 0.0
-        svc.estimator.record_answer_wait(self.entity, soa)
+        waited = time.time() - self.arrival
+        svc.estimator.record_answer_wait(self.entity, waited)
         counters = ctx.services.get("counters")
-        if counters is not None:
-            counters.answered(soa)
+        if counters is not None and rec.agent == agent.id and rec.agent_answered_at == now:
+            counters.answered(rec.speed_of_answer or 0.0)
         log.info("queue.answered", agent=agent.id, site=agent.site,
-                 speed_of_answer=rec.speed_of_answer, step=self.step)
+                 speed_of_answer=round(waited, 3), step=self.step)
         return Talking(entity=self.entity, agent=agent_id, leg=leg, bridge=bridge,
                        started=time.time())
 
@@ -239,10 +244,18 @@ class Talking:
     async def run(self, ctx: CallContext) -> State | None:
         s, rec = ctx.session, ctx.record
         rec.outcome = Outcome.ANSWERED
+        target: str | None = None
         try:
             while True:
                 ev = await s.event(None)
-                if ev is None or (ev.get("channel") or {}).get("id") != self.leg:
+                if ev is None:
+                    continue
+                if ev.get("type") == "ChannelTransfer":
+                    target = await self._transfer(ctx, ev)
+                    if target is not None:
+                        break
+                    continue
+                if (ev.get("channel") or {}).get("id") != self.leg:
                     continue
                 if ev.get("type") in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"):
                     rec.hangup_by = HangupBy.AGENT
@@ -252,20 +265,42 @@ class Talking:
             raise
         finally:
             await self._clean_up(ctx)
+        if target is not None:
+            svc = _svc(ctx)
+            rec.entity, rec.sector = target, ctx.cfg.sector_of(target)
+            rec.entity_path = [*rec.entity_path, target]
+            return Queued(entity=target, transferred=True,
+                          priority=svc.settings.priority_for(target) +
+                          svc.settings.transfer_boost)
         await s.hangup()
         return None
+
+    async def _transfer(self, ctx: CallContext, ev: Event) -> str | None:
+        """A blind transfer from the agent's phone to a transfer code (8 + menu keys)."""
+        source = ((ev.get("referred_by") or {}).get("source_channel") or {}).get("id")
+        dest = str(((ev.get("refer_to") or {}).get("requested_destination") or {})
+                   .get("destination") or "")
+        code = dest.removeprefix("sip:").split("@", 1)[0]
+        target = transfer_target(ctx.cfg, code) if source == self.leg else None
+        with contextlib.suppress(AriError, AriUnavailable):
+            await ctx.session.ari.transfer_progress(
+                self.leg, "channel_answered" if target else "channel_declined")
+        log.info("queue.transfer", agent=self.agent, code=code, entity=target)
+        if target is not None and ctx.record.queue:
+            ctx.record.queue[-1].result = "transferred"
+        return target
 
     async def _clean_up(self, ctx: CallContext) -> None:
         svc, s, rec = _svc(ctx), ctx.session, ctx.record
         talk = round(time.time() - self.started, 3)
-        rec.talk_seconds = talk
+        rec.talk_seconds = round((rec.talk_seconds or 0.0) + talk, 3)
         ctx.services["router"].unregister(self.leg)
         with contextlib.suppress(AriError, AriUnavailable):
             await s.ari.hangup(self.leg)
         with contextlib.suppress(AriError, AriUnavailable):
             await s.ari.destroy_bridge(self.bridge)
         wrapup = svc.settings.wrapup_seconds
-        rec.wrapup_seconds = wrapup
+        rec.wrapup_seconds = round((rec.wrapup_seconds or 0.0) + wrapup, 3)
         await svc.pool.release(self.agent, wrapup, s.call_id)
         svc.estimator.record_handle_time(self.entity, talk + wrapup)
         await svc.dispatcher.wake_all()

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
     p.add_argument("--sla-seconds", type=float, default=20.0, help="service level threshold")
     p.add_argument("--top", type=int, default=4, help="entities named in the statement")
-    p.add_argument("--tz", default=default_tz(), help="time zone for days/hours (env HOTLINE_TZ; default: the config's)")
+    p.add_argument("--tz", default=default_tz(),
+                   help="time zone for days/hours (env HOTLINE_TZ; default: the config's)")
     p.set_defaults(func=cmd_report)
 
 

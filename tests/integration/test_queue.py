@@ -132,3 +132,24 @@ def test_nobody_logged_in_gives_the_no_agent_fallback(stack: StackUnderTest) -> 
     assert rec["outcome"] == "no_agent_fallback"
     assert "en:hotline/no-agents" in rec["prompts"]
     assert rec["queue"][0]["result"] == "fallback"
+
+
+def test_agent_blind_transfer_requeues_the_caller_for_another_entity(
+        stack: StackUnderTest, agents: Agents) -> None:
+    # a100 serves phcc (not moph) and transfers to 812 (health > Ministry of Public Health);
+    # a039 serves moph (not phcc) and answers
+    agents.phone("a100", "transfer", talk_ms=1500, transfer_to="812")
+    agents.phone("a039", "answer")
+    agents.login("a100", "a039")
+    res, caller = stack.call(f"{PHCC_EN},wait:9000,hangup", number="1091")
+    assert res.ok, res.stderr
+    rec = stack.record_for(caller)
+    assert [(q["entity"], q["result"]) for q in rec["queue"]] == [
+        ("phcc", "transferred"), ("moph", "answered")]
+    assert [(o["agent"], o["result"]) for o in rec["offers"]] == [
+        ("a100", "answered"), ("a039", "answered")]
+    assert rec["entity_path"] == ["phcc", "moph"] and rec["entity"] == "moph"
+    assert rec["language"] == "en"  # the same language in the second queue
+    assert rec["agent"] == "a100" and rec["outcome"] == "answered"  # answered once
+    assert stack.log_lines(event="queue.transfer", agent="a100", entity="moph")
+    assert str(agents.status("a100").state) in ("wrapup", "available")

@@ -125,13 +125,16 @@ AGENT_MODES = {
     "answer_hangup": ("ringing", "answer_common", "send_bye"),
     "refuse": ("refuse",),
     "no_answer": ("ringing", "no_answer"),
+    "transfer": ("ringing", "answer_common", "send_refer"),
 }
 
 
-def agent_scenario(mode: str, workdir: Path, ring_ms: int = 300, talk_ms: int = 2000) -> Path:
+def agent_scenario(mode: str, workdir: Path, ring_ms: int = 300, talk_ms: int = 2000,
+                   transfer_to: str = "800") -> Path:
     blocks = _modes()
     body = "\n".join(blocks[b] for b in AGENT_MODES[mode])
     body = body.replace("@RING_MS@", str(ring_ms)).replace("@TALK_MS@", str(talk_ms))
+    body = body.replace("@TRANSFER_TO@", transfer_to)
     out = workdir / f"agent_{mode}.xml"
     out.write_text((SIPP_DIR / "agent.xml").read_text().replace("@MODE@", body))
     return out
@@ -159,7 +162,8 @@ class AgentPhone:
     """One agent's phone: registered, and answering (or not) the calls it is offered."""
 
     def __init__(self, sip_port: int, endpoint: str, password: str, mode: str = "answer",
-                 calls: int = 100, ring_ms: int = 300, talk_ms: int = 2000) -> None:
+                 calls: int = 100, ring_ms: int = 300, talk_ms: int = 2000,
+                 transfer_to: str = "800") -> None:
         self.sip_port = sip_port
         self.endpoint = endpoint
         self.password = password
@@ -167,7 +171,7 @@ class AgentPhone:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"sipp-{endpoint}-"))
         self.port = free_udp_port()
         self.calls = calls
-        self.scenario = agent_scenario(mode, self.workdir, ring_ms, talk_ms)
+        self.scenario = agent_scenario(mode, self.workdir, ring_ms, talk_ms, transfer_to)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _start(self) -> None:

@@ -129,11 +129,12 @@ class Agents:
         return asyncio.run(go())
 
     def phone(self, agent_id: str, mode: str = "answer", talk_ms: int = 2000,
-              ring_ms: int = 300, register: bool = True) -> AgentPhone:
+              ring_ms: int = 300, register: bool = True,
+              transfer_to: str = "800") -> AgentPhone:
         agent = next(a for a in self.cfg.agents if a.id == agent_id)
         pw = (self.sut.stack.dir / "secrets" / "agents" / f"{agent_id}.secret").read_text().strip()
         phone = AgentPhone(self.sut.sip_port, agent.endpoint, pw, mode=mode, talk_ms=talk_ms,
-                           ring_ms=ring_ms)
+                           ring_ms=ring_ms, transfer_to=transfer_to)
         self.phones[agent_id] = phone
         if register:
             phone.register()
