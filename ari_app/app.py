@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from ari_app.agents.features import handle_feature
 from ari_app.agents.pool import AgentPool
 from ari_app.agents.roster import Roster
+from ari_app.agents.sites import SiteWatch
 from ari_app.ami.agi import AgiServer
 from ari_app.ami.monitor import AmiMonitor
 from ari_app.ari.client import AriClient, Event
@@ -66,13 +67,16 @@ class Hotline:
         self.waiting = WaitingQueues(self.redis, key_prefix=prefix)
         self.box = OfferBox()
         self.dispatcher = Dispatcher(cfg, cfg.queue, self.redis, self.pool, self.waiting,
-                                     self.box, instance=cfg.ari.app)
+                                     self.box, instance=cfg.instance_id)
         self.queue = QueueService(cfg, cfg.queue, self.pool, self.waiting, self.roster, self.box,
                                   self.dispatcher, app_name=cfg.ari.app)
         ami_secret = resolve_secret(cfg.ami.secret, src).get_secret_value()
         self.counters = CallCounters(tz=cfg.timezone, sla_seconds=20)
-        self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, self.roster,
+        # this server's AMI knows only its own site's phones
+        own = Roster([a for a in cfg.agents if cfg.site is None or a.site == cfg.site])
+        self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, own,
                               on_reconnect=self.counters.ami_reconnected)
+        self.sites = SiteWatch(cfg, self.redis, self.pool)
         self.runner = CallRunner(cfg, self.prompts, self.store, self.records, self.router,
                                  lambda: self.ari.client,
                                  services={"queue": self.queue, "queue_entry": queue_entry,
@@ -165,7 +169,7 @@ class Hotline:
         await self._reconcile(client)
         known = {s.channel_id for s in self.router.sessions()}
         try:
-            await recover(self.cfg.ari.app, client, self.store, self.queue,
+            await recover(self.cfg.instance_id, self.cfg.ari.app, client, self.store, self.queue,
                           self.records.publish, self._resume, self._restored_session, known)
         except Exception as e:
             log.exception("recovery.failed", error=str(e))
@@ -234,6 +238,7 @@ class Hotline:
             services.create_task(self.web.serve(self._services_stop), name="web")
             services.create_task(self.ami.run(self._services_stop), name="ami")
             services.create_task(self.dispatcher.run(self._services_stop), name="dispatcher")
+            services.create_task(self.sites.run(self._services_stop), name="sites")
             services.create_task(self.records.drain_forever(self._services_stop), name="spool")
             services.create_task(LoopLagMonitor(self.counters).run(self._services_stop),
                                  name="loop-lag")

@@ -154,9 +154,17 @@ class Stack:
     """One named stack: its own Asterisk instance dir, Redis, app process and ports."""
 
     def __init__(self, name: str = "main", offset: int = 0, rootfs: Path = DEFAULT_ROOTFS,
-                 config: Path = ROOT / "config/hotline.yaml", app_name: str = "hotline") -> None:
+                 config: Path = ROOT / "config/hotline.yaml", app_name: str = "hotline",
+                 site: str | None = None, sip_address: str = "127.0.0.1",
+                 carrier: str = "127.0.0.1", redis_port: int | None = None) -> None:
+        """`site` renders one site's server (its agents, trunks to the others, SIP on
+        `sip_address`); `redis_port` shares another stack's Redis instead of starting one."""
         self.name = name
         self.ports = Ports(offset)
+        self.site = site
+        self.sip_address = sip_address
+        self.carrier = carrier
+        self.redis_port = redis_port or self.ports.redis
         self.rootfs = rootfs
         self.base_config = config
         self.app_name = app_name
@@ -192,40 +200,47 @@ class Stack:
 
         return yaml.safe_load(self.base_config.read_text(encoding="utf-8"))
 
-    def tokens(self, raw: dict) -> dict[str, str]:
-        """The @TOKEN@ values, from the shared renderer (ari_app.deploy.render)."""
+    def _plan(self):  # -> ari_app.deploy.render.SitePlan (the venv exists by now)
+        """This stack's server as `hotline config render` plans it: the rig's one
+        server holding every agent, or one site's server (the two-site tests)."""
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
-        from ari_app.deploy.render import rig_plan, rig_tokens
+        from ari_app.deploy import render as dr
 
-        del raw  # the renderer reads the config (and its deploy: section) itself
-        plan = rig_plan(self.base_config, sip_port=self.ports.sip, http_port=self.ports.http,
-                        ami_port=self.ports.ami, agi_port=self.ports.agi, rtp=self.ports.rtp,
-                        instance_dir=self.inst_rel, module_dir=module_dir(self.rootfs))
-        return rig_tokens(plan, self.dir / "secrets")
+        if self.site is None:
+            return dr.rig_plan(self.base_config, sip_port=self.ports.sip,
+                               http_port=self.ports.http, ami_port=self.ports.ami,
+                               agi_port=self.ports.agi, rtp=self.ports.rtp,
+                               instance_dir=self.inst_rel, module_dir=module_dir(self.rootfs))
+        cfg, deploy = dr.load(self.base_config)
+        rtp_start, rtp_end = self.ports.rtp
+        server = dr.ServerSpec(address=self.sip_address, sip_port=self.ports.sip,
+                               http_port=self.ports.http, ami_port=self.ports.ami,
+                               agi_port=self.ports.agi, rtp_start=rtp_start, rtp_end=rtp_end)
+        return dr.plan_site(cfg, deploy, self.site, server=server, instance_dir=self.inst_rel,
+                            module_dir=module_dir(self.rootfs),
+                            carrier=dr.CarrierSpec(match=[self.carrier]))
+
+    def tokens(self) -> dict[str, str]:
+        """The @TOKEN@ values, from the shared renderer (ari_app.deploy.render)."""
+        from ari_app.deploy.render import rig_tokens
+
+        return rig_tokens(self._plan(), self.dir / "secrets")
 
     def render_asterisk(self) -> None:
-        """`hotline config render`'s renderer, as one server holding every agent."""
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
-        from ari_app.deploy.render import render_plan, rig_plan
-
+        """`hotline config render`'s renderer, into this instance's etc dir."""
         for sub in ("etc", "run", "log", "spool", "lib", "cache"):
             (self.inst / sub).mkdir(parents=True, exist_ok=True)
-        plan = rig_plan(self.base_config, sip_port=self.ports.sip, http_port=self.ports.http,
-                        ami_port=self.ports.ami, agi_port=self.ports.agi, rtp=self.ports.rtp,
-                        instance_dir=self.inst_rel, module_dir=module_dir(self.rootfs))
+        plan = self._plan()
+        from ari_app.deploy.render import render_plan
+
         render_plan(plan, self.inst / "etc", self.dir / "secrets")
 
     def render_agents(self) -> str:
         """Agent endpoints come from the config via the app's own renderer."""
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
-        from ari_app.deploy.render import rig_agents, rig_plan
+        plan = self._plan()
+        from ari_app.deploy.render import rig_agents
 
-        plan = rig_plan(self.base_config, sip_port=self.ports.sip, http_port=self.ports.http,
-                        ami_port=self.ports.ami, agi_port=self.ports.agi, rtp=self.ports.rtp,
-                        instance_dir=self.inst_rel, module_dir=module_dir(self.rootfs))
         return rig_agents(plan, self.dir / "secrets")
 
     def write_app_config(self) -> None:
@@ -238,7 +253,9 @@ class Stack:
         raw["ami"] = dict(raw.get("ami", {}), port=self.ports.ami,
                           secret={"file": "secrets/ami_secret"})
         raw["agi"] = dict(raw.get("agi", {}), port=self.ports.agi)
-        raw["redis"] = dict(raw.get("redis", {}), url=f"redis://127.0.0.1:{self.ports.redis}/0")
+        raw["redis"] = dict(raw.get("redis", {}), url=f"redis://127.0.0.1:{self.redis_port}/0")
+        if self.site is not None:
+            raw["site"] = self.site
         raw["http"] = dict(raw.get("http", {}), port=self.ports.app_http,
                            token={"file": "secrets/api_token"})
         if raw.get("agents_file"):
@@ -372,7 +389,8 @@ class Stack:
         # each stack run starts its logs afresh, so what a test reads is this run's
         for log in ("app.log", "archiver.log"):
             (self.dir / log).unlink(missing_ok=True)
-        self.start_redis()
+        if self.redis_port == self.ports.redis:
+            self.start_redis()
         self.start_asterisk()
         if app:
             self.start_app()

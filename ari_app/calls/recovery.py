@@ -65,7 +65,8 @@ def _ours(chan: dict[str, Any], app: str) -> bool:
     return data == app or data.startswith(app + ",")
 
 
-async def recover(app: str, client: AriClient, store: CallStore, queue: QueueService,
+async def recover(instance: str, app: str, client: AriClient, store: CallStore,
+                  queue: QueueService,
                   publish: Callable[[CallRecord], Any],
                   resume: Callable[[CallSession, State, CallRecord], None],
                   new_session: Callable[[str, dict[str, Any], CallRecord], CallSession],
@@ -82,7 +83,7 @@ async def recover(app: str, client: AriClient, store: CallStore, queue: QueueSer
             log.warning("recovery.bad_checkpoint", call=call_id, error=str(e))
             await store.finish(call_id)
             continue
-        if rec.app != app:
+        if rec.app != instance:
             report.foreign += 1
             continue
         if rec.channel_uniqueid in known:

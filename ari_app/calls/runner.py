@@ -74,7 +74,8 @@ class CallRunner:
                    record: CallRecord | None) -> None:
         self.stats.started += 1
         rec = record or CallRecord(
-            call_id=session.call_id, app=self.cfg.ari.app, channel_uniqueid=session.channel_id,
+            call_id=session.call_id, app=self.cfg.instance_id,
+            channel_uniqueid=session.channel_id,
             linkedid=session.channel_id, caller=session.caller, dialled=session.dialled,
             arrived_at=utcnow())
         ctx = CallContext(session=session, record=rec, cfg=self.cfg, prompts=self.prompts,

@@ -226,6 +226,9 @@ class HotlineConfig(Strict):
     records_spool: Path = Path("../var/records.spool.jsonl")
     # the local day and month that reports and the wallboard's "today" count in
     timezone: str = "Asia/Qatar"
+    # the site whose Asterisk server this app instance drives (None: one server
+    # holding every agent, as in the single-server rig)
+    site: Ident | None = None
     # per-site servers for `hotline config render`; validated there
     # (ari_app.deploy.render.DeploySettings), opaque to the running app
     deploy: dict[str, Any] | None = None
@@ -267,6 +270,8 @@ class HotlineConfig(Strict):
             bad = [s for s in agent.skills if s not in skills]
             if bad:
                 raise ValueError(f"agents.{agent.id}: unknown skill(s) {', '.join(bad)}")
+        if self.site is not None and self.site not in site_ids:
+            raise ValueError(f"site: unknown site {self.site!r}")
         problems = self.queue.problems(entity_ids, site_ids, set(codes))
         if problems:
             raise ValueError("; ".join(problems))
@@ -309,6 +314,12 @@ class HotlineConfig(Strict):
         if all(e.id != self.other_departments.id for e in out):
             out.append(self.other_departments)
         return out
+
+    @property
+    def instance_id(self) -> str:
+        """Unique per app instance: the Stasis app name, qualified by the site when
+        several sites' servers each run an app of the same name."""
+        return f"{self.site}-{self.ari.app}" if self.site else self.ari.app
 
     def resolve(self, p: Path) -> Path:
         """A path from the config, relative to the config file's folder."""

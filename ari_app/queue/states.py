@@ -16,6 +16,7 @@ from ari_app.ari.client import AriError, Event
 from ari_app.calls.context import CallContext
 from ari_app.calls.machine import Finish, State, state_data
 from ari_app.calls.session import AriUnavailable, CallerGone
+from ari_app.config.models import Agent
 from ari_app.journey.menus import transfer_target
 from ari_app.logs import get_logger
 from ari_app.queue.estimate import ABOUT_MINUTES, LESS_THAN_MINUTE, spoken_wait
@@ -34,6 +35,14 @@ def _svc(ctx: CallContext) -> QueueService:
     svc = ctx.services["queue"]
     assert isinstance(svc, QueueService)
     return svc
+
+
+def dial_string(own_site: str | None, agent: Agent) -> str:
+    """An agent of this server directly; another site's through that site's trunk,
+    whose server then rings its own agent (its from-sites context)."""
+    if own_site is None or agent.site == own_site:
+        return f"PJSIP/{agent.endpoint}"
+    return f"PJSIP/{agent.endpoint}@site-{agent.site}"
 
 
 def entry(entity: str) -> State:
@@ -160,7 +169,7 @@ class Ringing:
         ctx.services["router"].register(leg, s)
         answered = False
         try:
-            await s.ari.originate(endpoint=f"PJSIP/{agent.endpoint}", channel_id=leg,
+            await s.ari.originate(endpoint=dial_string(ctx.cfg.site, agent), channel_id=leg,
                                   app=svc.app_name, app_args=f"agent,{s.call_id}",
                                   ring_seconds=int(svc.settings.ring_timeout),
                                   caller_id=f'"{rec.caller}" <{rec.caller}>')

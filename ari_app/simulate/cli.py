@@ -138,19 +138,19 @@ def staff_for_asa(cfg: HotlineConfig, demand: Demand, target: float, *, seed: in
     handle = demand.aht + (settings or cfg.queue).wrapup_seconds + demand.ring
     plans: dict[str, list[int]] = {}
     per_lang: dict[str, Any] = {}
-    for lang in demand.language_mix:
+    for i, lang in enumerate(demand.language_mix):
         load = hourly_load(demand, lang, handle)
         share = demand.language_mix[lang] / sum(demand.language_mix.values())
         sub = Demand(**{**demand.__dict__, "calls": round(demand.calls * share),
                         "language_mix": {lang: 1.0}})
 
         def run(beta: float, lang: str = lang, load: list[float] = load,
-                sub: Demand = sub) -> tuple[Result, list[int]]:
+                sub: Demand = sub, lseed: int = seed + i) -> tuple[Result, list[int]]:
             counts = sqrt_staffing(load, beta)
             roster = synthetic_roster(cfg, {lang: max(counts)})
             ids = [a.id for a in roster]
             sim = Simulation(cfg, sub, roster, settings=settings,
-                             schedule=schedule_from_counts(ids, counts), seed=seed)
+                             schedule=schedule_from_counts(ids, counts), seed=lseed)
             return sim.run(), counts
 
         lo, hi = -1.0, 4.0

@@ -557,9 +557,10 @@ def hourly_load(demand: Demand, language: str, handle: float) -> list[float]:
     return [demand.calls * share * x / total * handle / 3600.0 for x in w]
 
 
-def sqrt_staffing(load: Sequence[float], beta: float) -> list[int]:
-    """Square-root staffing per hour: a + beta * sqrt(a), at least one agent."""
-    return [max(1, math.ceil(a + beta * math.sqrt(a))) for a in load]
+def sqrt_staffing(load: Sequence[float], beta: float, minimum: int = 2) -> list[int]:
+    """Square-root staffing per hour: a + beta * sqrt(a), at least `minimum` agents
+    (two: one long call at night must not leave a language with nobody)."""
+    return [max(minimum, math.ceil(a + beta * math.sqrt(a))) for a in load]
 
 
 def schedule_from_counts(ids: Sequence[str], counts: Sequence[int]) -> Callable[[int], list[str]]:

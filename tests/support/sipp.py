@@ -142,12 +142,12 @@ def agent_scenario(mode: str, workdir: Path, ring_ms: int = 300, talk_ms: int = 
 
 def register_agent(sip_port: int, endpoint: str, password: str, contact_port: int,
                    expires: int = 3600, workdir: Path | None = None,
-                   local_port: int | None = None) -> SippResult:
+                   local_port: int | None = None, server: str = "127.0.0.1") -> SippResult:
     """REGISTER from `local_port` (default: the contact port itself, as a phone does;
     Asterisk's rewrite_contact keeps the source address, not the Contact header)."""
     exe = shutil.which("sipp") or "sipp"
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sipp-reg-"))
-    argv = [exe, f"127.0.0.1:{sip_port}", "-sf", str(SIPP_DIR / "agent_register.xml"),
+    argv = [exe, f"{server}:{sip_port}", "-sf", str(SIPP_DIR / "agent_register.xml"),
             "-m", "1", "-i", "127.0.0.1", "-p", str(local_port or contact_port), "-au", endpoint,
             "-ap", password, "-key", "agent", endpoint, "-key", "contact_port",
             str(contact_port), "-key", "expires", str(expires), "-nostdin",

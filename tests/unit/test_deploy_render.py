@@ -230,7 +230,7 @@ def test_the_rig_renders_through_the_same_renderer(tmp_path: Path) -> None:
             sorted(a.endpoint for a in CFG.agents)  # the rig is one server for all
         pjsip = (etc / "pjsip.conf").read_text()
         assert f"bind = 127.0.0.1:{5060 + 700}" in pjsip and "site-" not in pjsip
-        tokens = s.tokens(s._raw_config())
+        tokens = s.tokens()
         assert tokens["SIP_PORT"] == str(5060 + 700)
         assert tokens["ARI_PASSWORD"] == s.secret("ari_password")
         assert tokens["INSTANCE_DIR"] == f"/srv/hotline/{name}"
