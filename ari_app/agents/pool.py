@@ -16,6 +16,8 @@ dispatcher when to try again.
 
 from __future__ import annotations
 
+import asyncio
+
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from ari_app.agents import scripts
 from ari_app.config.models import Agent
@@ -148,6 +151,14 @@ class AgentPool:
 
         Run at start-up by each instance; idempotent, keeps states as they are.
         """
+        if isinstance(self.redis, RedisCluster):
+            # a cluster pipeline refuses EVALSHA; every key shares one slot, so
+            # concurrent calls to the one node holding it do the same job
+            await asyncio.gather(*(
+                self._profile(keys=self._keys, args=[
+                    self.base, a.id, a.site, ",".join(a.languages), ",".join(a.skills)])
+                for a in self.agents.values()))
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
             for a in self.agents.values():
                 await self._profile(
