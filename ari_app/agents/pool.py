@@ -17,7 +17,6 @@ dispatcher when to try again.
 from __future__ import annotations
 
 import asyncio
-
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -109,7 +108,8 @@ def _sec(v: Any) -> float | None:
 class AgentPool:
     """Agent state in Redis. Agent ids in arguments; `Agent` models come back from take."""
 
-    def __init__(self, redis: Redis, agents: Iterable[Agent], *, key_prefix: str = "hotline"):
+    def __init__(self, redis: Redis | RedisCluster, agents: Iterable[Agent], *,
+                 key_prefix: str = "hotline"):
         if "{" in key_prefix or "}" in key_prefix:
             raise ValueError("key_prefix must not contain braces: it becomes the hash tag")
         self.redis = redis

@@ -18,11 +18,11 @@ from redis.asyncio.cluster import RedisCluster
 
 from ari_app.agents.pool import AgentPool, CandidateQuery
 from ari_app.config.loader import load_config
+from ari_app.queue.waiting import WaitingQueues
 from ari_app.records.archive import Archive
 from ari_app.records.archiver import Archiver
 from ari_app.records.model import CallRecord, Outcome, utcnow
 from ari_app.records.stream import RecordStream
-from ari_app.queue.waiting import WaitingQueues
 
 CFG = load_config("config/hotline.yaml")
 
