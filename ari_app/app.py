@@ -52,8 +52,11 @@ class Hotline:
         src = cfg.source
         ari_password = resolve_secret(cfg.ari.password, src).get_secret_value()
         salt = resolve_secret(cfg.callers.salt, src).get_secret_value()
-        self.redis = aioredis.from_url(cfg.redis.url, socket_timeout=2.0,
-                                       socket_connect_timeout=2.0, health_check_interval=15)
+        # a bounded pool that waits for a free connection rather than failing a call
+        # when a burst of calls needs more than it has
+        self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            cfg.redis.url, max_connections=cfg.redis.max_connections, timeout=5.0,
+            socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=15))
         self.store = CallStore(self.redis, cfg.redis.key_prefix, salt)
         self.prompts = PromptCatalog.load(cfg, cfg.resolve(cfg.prompts_dir))
         self.records = RecordStream(self.redis, cfg.redis.key_prefix,

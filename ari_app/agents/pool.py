@@ -253,6 +253,19 @@ class AgentPool:
         raw = await self.redis.hgetall(self.base + "agent:" + agent_id)
         return _status(agent_id, raw) if raw else None
 
+    async def states(self, agent_ids: Sequence[str]) -> list[tuple[AgentState, bool]]:
+        """(state, reachable) of many agents in two round trips, whatever their number.
+
+        Wrap-ups that are over are promoted first, so "wrapup" means still in it."""
+        if not agent_ids:
+            return []
+        await self._run(self._promote)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.hmget(self.base + "agent:" + agent_id, ["state", "reach"])
+            rows = await pipe.execute()
+        return [(AgentState(_s(st) or "logged_out"), _s(reach) != "0") for st, reach in rows]
+
     async def snapshot(self) -> Snapshot:
         """Every agent by state per site. Not atomic across agents (a wallboard
         does not need it, and a long script would stall every take)."""

@@ -37,3 +37,10 @@ class CallContext:
         for name in names:
             out.extend(f"sound:hotline/{p}" for p in self.prompts.say(lang, name, n))
         return out
+
+    def media_in(self, lang: str, *names: str) -> list[str]:
+        """Sound URIs that name their language in the path, so prompts in several
+        languages play as one playback (one ARI request instead of one each)."""
+        root = self.cfg.asterisk_sounds_dir
+        return [f"sound:{root}/{lang}/hotline/{p}" for name in names
+                for p in self.prompts.say(lang, name)]

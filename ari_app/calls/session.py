@@ -92,7 +92,8 @@ class CallSession:
 
     # -- primitives --------------------------------------------------------
     async def play(self, media: list[str], *, interruptible: bool = True,
-                   lang: str | None = None) -> PlayResult:
+                   lang: str | None = None,
+                   stop_on: asyncio.Future[Any] | None = None) -> PlayResult:
         """Play a list of sounds as one playback; a key pressed stops it and is returned.
 
         A key already waiting (typed ahead) skips the prompt entirely, which is
@@ -105,7 +106,7 @@ class CallSession:
         pb_id = f"{self.call_id}-pb{next(_ids)}"
         self.playbacks.add(pb_id)
         lang = lang or self.language
-        self.prompts.extend(f"{lang}:{m.removeprefix('sound:')}" for m in media)
+        self.prompts.extend(_prompt_name(m, lang) for m in media)
         try:
             await self.ari.play(self.channel_id, media, lang, pb_id)
         except AriError as e:
@@ -114,6 +115,13 @@ class CallSession:
                 raise CallerGone("hangup") from None
             raise
         while True:
+            if stop_on is not None:
+                # e.g. an agent became free during an announcement: stop talking
+                await self.wait_for(stop_on, 3600.0, until_event=True)
+                if stop_on.done():
+                    await self.ari.stop_playback(pb_id)
+                    self.playbacks.discard(pb_id)
+                    return PlayResult(None)
             ev = await self._next(None)
             assert ev is not None
             digit = self._absorb(ev)
@@ -164,8 +172,12 @@ class CallSession:
             self.pending_digits.append(digit)
         return ev
 
-    async def wait_for(self, fut: asyncio.Future[Any], wait: float) -> Any:
-        """The future's result, or None after `wait`; a caller hang-up still raises."""
+    async def wait_for(self, fut: asyncio.Future[Any], wait: float,
+                       until_event: bool = False) -> Any:
+        """The future's result, or None after `wait`; a caller hang-up still raises.
+
+        `until_event`: return as soon as an event arrives too, leaving it (and
+        only it) in the inbox for the caller to read next."""
         deadline = time.monotonic() + wait
         while not fut.done():
             left = deadline - time.monotonic()
@@ -181,10 +193,22 @@ class CallSession:
             # an event taken off the inbox is always applied, even if the
             # future won the race, so a hang-up is never lost
             if getter.done() and not getter.cancelled():
+                if until_event:
+                    self._requeue(getter.result())
+                    return fut.result() if fut.done() else None
                 digit = self._absorb(getter.result())
                 if digit is not None:
                     self.pending_digits.append(digit)
         return fut.result()
+
+    def _requeue(self, ev: Event) -> None:
+        """Put an event back at the head of the inbox, ahead of any that came after."""
+        rest: list[Event] = []
+        while not self.inbox.empty():
+            rest.append(self.inbox.get_nowait())
+        self.inbox.put_nowait(ev)
+        for item in rest:
+            self.inbox.put_nowait(item)
 
     async def hangup(self, reason: str = "normal") -> None:
         if self.gone:
@@ -193,3 +217,12 @@ class CallSession:
         if client is not None:
             await client.hangup(self.channel_id, reason)
         self.gone = "app"
+
+
+def _prompt_name(media: str, lang: str) -> str:
+    """'lang:hotline/name' for the record, also for a path naming its own language."""
+    path = media.removeprefix("sound:")
+    if path.startswith("/") and "/sounds/" in path:
+        own, _, rest = path.split("/sounds/", 1)[1].partition("/")
+        return f"{own}:{rest}"
+    return f"{lang}:{path}"

@@ -79,6 +79,7 @@ class AgiSettings(Strict):
 class RedisSettings(Strict):
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "hotline"
+    max_connections: int = Field(256, ge=8, le=10_000)
 
 
 class HttpSettings(Strict):
@@ -221,6 +222,9 @@ class HotlineConfig(Strict):
     agents: list[Agent] = Field(default_factory=list)
     agents_file: Path | None = None
     prompts_dir: Path = Path("prompts")
+    # where Asterisk keeps sounds, as Asterisk sees it: prompts in several languages
+    # in one playback are named by path under it
+    asterisk_sounds_dir: Path = Path("/usr/share/asterisk/sounds")
     queue: QueueSettings = QueueSettings()
     # where records wait, fsync'd, while Redis is unreachable
     records_spool: Path = Path("../var/records.spool.jsonl")

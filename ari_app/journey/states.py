@@ -94,11 +94,10 @@ class LanguageMenu:
         if not self.welcomed:
             key = (await s.play(ctx.media("welcome", lang=cfg.default_language))).digit
             self.welcomed = True
-        for lang in cfg.languages:
-            if key is not None:
-                break
-            key = (await s.play(ctx.media("language-option", lang=lang.code),
-                                lang=lang.code)).digit
+        if key is None:
+            options = [m for lang in cfg.languages
+                       for m in ctx.media_in(lang.code, "language-option")]
+            key = (await s.play(options)).digit
         if key is None:
             key = await s.wait_digit(cfg.timers.digit_timeout)
         code = language_for_key(cfg, key) if key else None

@@ -104,17 +104,30 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._listen(stop), name="dispatch-listen")
+            pause = self.tick
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.tick)
+                    await asyncio.wait_for(self._wake.wait(), pause)
                 self._wake.clear()
                 if stop.is_set():
                     break
                 try:
                     await self.dispatch_all()
+                    pause = await self._next_pause()
                 except RedisError as e:
                     log.warning("dispatch.redis_error", error=str(e))
+                    pause = self.tick
                     await asyncio.sleep(self.tick)
+
+    async def _next_pause(self) -> float:
+        """Sleep until the next wrap-up ends (it ends lazily, so nothing else wakes
+        the dispatcher then), or the tick, whichever is sooner, while callers wait."""
+        if not await self.waiting.entities():
+            return self.tick
+        nxt = await self.pool.next_wrapup_end()
+        if nxt is None:
+            return self.tick
+        return min(self.tick, nxt + 0.005)
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Cross-instance wake-ups and offers for this instance's calls."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from ari_app.agents.pool import AgentPool, AgentState
@@ -31,13 +30,9 @@ class QueueService:
     async def serving(self, entity: str, languages: tuple[str, ...]) -> tuple[int, int]:
         """(logged-in and not paused, of those available now) agents for entity+languages."""
         agents = self.roster.serving(entity_skills(self.cfg, entity), languages)
-        if not agents:
-            return 0, 0
-        statuses = await asyncio.gather(*(self.pool.status(a.id) for a in agents))
-        working = [s for s in statuses if s is not None and s.state in BUSY_OR_FREE
-                   and s.reachable]
-        free = [s for s in working if s.state == AgentState.AVAILABLE]
-        return len(working), len(free)
+        states = await self.pool.states([a.id for a in agents])
+        working = [st for st, reachable in states if st in BUSY_OR_FREE and reachable]
+        return len(working), sum(st == AgentState.AVAILABLE for st in working)
 
     async def anyone_can_serve(self, entity: str, language: str) -> bool:
         """Is any agent logged in (even paused or busy) who could take this caller
@@ -47,5 +42,5 @@ class QueueService:
         skills = entity_skills(self.cfg, entity)
         sector = self.cfg.sector_of(entity)
         agents = self.roster.serving((*skills, sector) if sector else skills, langs)
-        statuses = await asyncio.gather(*(self.pool.status(a.id) for a in agents))
-        return any(s is not None and s.state != AgentState.LOGGED_OUT for s in statuses)
+        states = await self.pool.states([a.id for a in agents])
+        return any(st != AgentState.LOGGED_OUT for st, _ in states)

@@ -6,6 +6,7 @@ whose agent does not answer keeps their place at the head of the queue.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
@@ -100,7 +101,10 @@ class Queued:
                     await s.ari.stop_moh(s.channel_id)
                     return self._fallback(ctx, Outcome.MAX_WAIT_FALLBACK, "max-wait")
                 position = await svc.waiting.position(self.entity, s.call_id) or position
-                previous = await self._announce(ctx, position, previous)
+                previous = await self._announce(ctx, position, previous, fut)
+                if fut.done():
+                    offer = fut.result()
+                    break
                 next_announce = time.time() + settings.announce_interval
         finally:
             late = svc.box.close(s.call_id)
@@ -117,8 +121,8 @@ class Queued:
         return Ringing(entity=self.entity, agent=offer.agent.id, step=offer.step,
                        arrival=arrival, priority=priority)
 
-    async def _announce(self, ctx: CallContext, position: int,
-                        previous: float | None) -> float | None:
+    async def _announce(self, ctx: CallContext, position: int, previous: float | None,
+                        offer: asyncio.Future[Offer]) -> float | None:
         svc, s = _svc(ctx), ctx.session
         working, free = await svc.serving(self.entity, (s.language,))
         est = svc.estimator.estimate(self.entity, position, working, free, previous)
@@ -129,8 +133,9 @@ class Queued:
         elif spoken is not None and spoken[0] == ABOUT_MINUTES and spoken[1] is not None:
             media += ctx.media("wait-about", n=spoken[1])
         await s.ari.stop_moh(s.channel_id)
-        await s.play(media, interruptible=False)
-        await s.ari.start_moh(s.channel_id)
+        # an agent who frees up mid-announcement must not wait for it to end
+        await s.play(media, interruptible=False, stop_on=offer)
+        await s.ari.start_moh(s.channel_id)  # music again, also while an agent rings
         return est
 
     def _fallback(self, ctx: CallContext, outcome: Outcome, prompt: str) -> State:
@@ -167,7 +172,7 @@ class Ringing:
         rec.offers.append(offer_rec)
         t0 = time.monotonic()
         ctx.services["router"].register(leg, s)
-        answered = False
+        bridged = on_call = False
         try:
             await s.ari.originate(endpoint=dial_string(ctx.cfg.site, agent), channel_id=leg,
                                   app=svc.app_name, app_args=f"agent,{s.call_id}",
@@ -176,18 +181,27 @@ class Ringing:
             result = await self._await_answer(ctx, leg, svc.settings.ring_timeout + 5)
             offer_rec.ring_seconds = round(time.monotonic() - t0, 3)
             offer_rec.result = result
-            if result == "answered" and await svc.pool.answered(agent.id, s.call_id):
-                answered = True
-                return await self._bridge(ctx, agent.id, leg)
+            if result == "answered":
+                on_call = await svc.pool.answered(agent.id, s.call_id)
+                if not on_call:
+                    offer_rec.result = "failed"  # the reservation lapsed meanwhile
+                else:
+                    nxt = await self._bridge(ctx, agent.id, leg)
+                    bridged = True
+                    return nxt
         except AriError as e:
-            offer_rec.result = "failed"
-            log.warning("queue.originate_failed", agent=agent.id, error=str(e))
+            # after an answer, a failed bridge means the agent's leg is already gone:
+            # the agent hung up, which is no missed call
+            offer_rec.result = "agent_gone" if on_call else "failed"
+            log.warning("queue.offer_failed", agent=agent.id, error=str(e), answered=on_call)
         finally:
-            if not answered:
+            if not bridged:
                 ctx.services["router"].unregister(leg)
                 with contextlib.suppress(AriError, AriUnavailable):
                     await s.ari.hangup(leg)
-                if offer_rec.result == "ringing":  # the caller left while it rang
+                if on_call:
+                    await svc.pool.release(agent.id, 0, s.call_id)
+                elif offer_rec.result == "ringing":  # the caller left while it rang
                     offer_rec.result = "caller_gone"
                     await svc.pool.unoffer(agent.id, s.call_id)
                 else:
@@ -217,8 +231,13 @@ class Ringing:
         # the agent's phone may transfer (REFER): the app, not Asterisk, decides where
         await s.ari.set_var(leg, "PJSIP_TRANSFER_HANDLING()", "ari-only")
         await s.ari.create_bridge(bridge, f"hotline-{s.call_id}")
-        await s.ari.stop_moh(s.channel_id)
-        await s.ari.add_to_bridge(bridge, [s.channel_id, leg])
+        await s.ari.stop_moh(s.channel_id)  # back to the queue's music if this fails
+        try:
+            await s.ari.add_to_bridge(bridge, [s.channel_id, leg])
+        except AriError:
+            with contextlib.suppress(AriError, AriUnavailable):
+                await s.ari.destroy_bridge(bridge)
+            raise
         agent = svc.pool.agents[agent_id]
         now = utcnow()
         if rec.agent_answered_at is None:

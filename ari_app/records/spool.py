@@ -10,10 +10,17 @@ Draining first renames the spool aside (atomically), so records appended
 while a drain is running land in a fresh file and are never truncated away.
 A drain that fails part-way leaves its file in place and the next drain sends
 it again from the top: the archive ignores call ids it already has.
+
+Several processes may share one spool (app instances whose configs sit in one
+folder): appends and the rename aside also hold an flock on `<spool>.lock`,
+so a rename never lands between another process's open and write (which
+would put its record in a file already read, then deleted).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import threading
 import time
@@ -29,12 +36,24 @@ class Spool:
         # One process may append from several threads (asyncio.to_thread).
         self._lock = threading.Lock()
 
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """This thread alone in this process, and this process alone on this spool."""
+        with self._lock:
+            lock_fd = os.open(self.path.with_name(self.path.name + ".lock"),
+                              os.O_WRONLY | os.O_CREAT, 0o640)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(lock_fd)  # closing releases the flock
+
     def append(self, line: bytes) -> None:
         """Append one record line and make it durable. Raises OSError if it cannot."""
         if b"\n" in line:
             raise ValueError("a spool line must not contain a newline")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
+        with self._exclusive():
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
                 os.write(fd, line + b"\n")
@@ -48,7 +67,9 @@ class Spool:
         Renaming the live spool aside happens here, under the lock, so it never
         races an append.
         """
-        with self._lock:
+        if not self.path.parent.exists():
+            return []
+        with self._exclusive():
             if self.path.exists() and self.path.stat().st_size > 0:
                 aside = self.path.with_name(f"{self.path.name}.{time.time_ns()}{DRAINING_SUFFIX}")
                 os.replace(self.path, aside)

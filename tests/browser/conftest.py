@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -70,8 +71,13 @@ def by_testid(driver: WebDriver, testid: str) -> WebElement:
 
 
 def text_of(driver: WebDriver, testid: str) -> str | None:
-    found = driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]')
-    return found[0].text.strip() if found else None
+    """The element's text, or None; the page re-renders every second, so an element
+    found a moment ago may be gone: that reads as "not there yet" and is polled again."""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]')
+        return found[0].text.strip() if found else None
+    except StaleElementReferenceException:
+        return None
 
 
 async def wait_testid(driver: WebDriver, testid: str, text: str | None,
