@@ -213,7 +213,8 @@ class Hotline:
             return
         for session in self.router.sessions():
             if session.channel_id not in alive:
-                session.deliver({"type": "StasisEnd", "channel": {"id": session.channel_id}})
+                session.deliver({"type": "StasisEnd", "channel": {"id": session.channel_id},
+                                 "hotline_lost": True})
 
     def health(self) -> dict[str, Any]:
         return {

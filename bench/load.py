@@ -13,12 +13,16 @@ Each caller presses 2 (English) FIRST_MS after the answer and 0 (other
 departments) GAP_MS later, then waits for the BYE; every agent's phone rings
 RING_MS, answers, talks TALK_MS and hangs up.
 
-    .venv/bin/python bench/load.py [--rates 5,10,25,50,100] [--agents 200]
-                                   [--profile-rate 50] [--keep]
+    .venv/bin/python bench/load.py [--rates 5,10,15,25,50,100,150,200] [--agents 200]
+                                   [--profile-rate 25] [--redis-max-connections 1000]
+                                   [--name load] [--keep]
 
 Writes bench/out/load.json, bench/out/load.md, bench/out/load-chart.png (copied
-to docs/img/load-chart.png) and, with --profile-rate, bench/out/profile.svg and
-bench/out/profile-dump.txt.
+to docs/img/load-chart.png) and, with --profile-rate, py-spy's flame graph
+bench/out/profile.svg and raw stacks bench/out/profile.txt of the app during
+that app step (top functions summarised into load.json). A system's higher
+steps are skipped after two dirty steps in a row. How each figure is measured:
+bench/README.md, "Load".
 """
 
 from __future__ import annotations
@@ -640,11 +644,14 @@ def profile_top(path: Path, n: int = 15) -> dict[str, list[tuple[str, float]]]:
     return {"self": top(selfs), "inclusive": top(incl), "samples": [("total", float(total))]}
 
 
-def write_outputs(results: list[StepResult], meta: dict[str, Any]) -> None:
+def write_outputs(results: list[StepResult], meta: dict[str, Any], name: str = "load") -> None:
     head = headline(results)
     meta["profile"] = profile_top(OUT / "profile.txt")
     doc = {"meta": meta, "headline": head, "steps": [asdict(r) for r in results]}
-    (OUT / "load.json").write_text(json.dumps(doc, indent=1))
+    (OUT / f"{name}.json").write_text(json.dumps(doc, indent=1))
+    if name != "load":  # a side run (e.g. a smaller roster): no chart, no docs/img
+        (OUT / f"{name}.md").write_text(table(results) + "\n\nHeadline: " + json.dumps(head))
+        return
     md = [f"# Load bench ({meta['date']})", "", table(results), "",
           "Headline: " + json.dumps(head), ""]
     (OUT / "load.md").write_text("\n".join(md))
@@ -657,7 +664,7 @@ def write_outputs(results: list[StepResult], meta: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rates", default="5,10,25,50,100")
+    ap.add_argument("--rates", default="5,10,15,25,50,100,150,200")
     ap.add_argument("--seconds", type=float, default=8.0, help="offered seconds per step")
     ap.add_argument("--min-calls", type=int, default=50)
     ap.add_argument("--agents", type=int, default=200)
@@ -667,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip a system's higher steps after this many dirty steps in a row")
     ap.add_argument("--redis-max-connections", type=int, default=1000,
                     help="app's redis-py pool size via the URL (0: as shipped, 100)")
+    ap.add_argument("--name", default="load",
+                    help="output name under bench/out/ (other than 'load': no chart)")
     ap.add_argument("--keep", action="store_true", help="leave the stack up at the end")
     args = ap.parse_args(argv)
     rates = [float(x) for x in args.rates.split(",")]
@@ -728,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpus": os.cpu_count(),
                 "redis_max_connections": args.redis_max_connections or 100,
                 "loadavg_end": os.getloadavg()}
-        write_outputs(results, meta)
+        write_outputs(results, meta, args.name)
         print(table(results))
         print(json.dumps(headline(results), indent=1))
     finally:

@@ -256,6 +256,9 @@ class Stack:
         raw["redis"] = dict(raw.get("redis", {}), url=f"redis://127.0.0.1:{self.redis_port}/0")
         if self.site is not None:
             raw["site"] = self.site
+        # each stack spools its own records: a shared spool would hand one stack's
+        # records to another's Redis
+        raw["records_spool"] = str(self.dir / "spool" / "records.spool.jsonl")
         raw["http"] = dict(raw.get("http", {}), port=self.ports.app_http,
                            token={"file": "secrets/api_token"})
         if raw.get("agents_file"):

@@ -64,13 +64,58 @@ class RawClient(Client):  # type: ignore[misc]
             self.closed.set()
 
 
+def _session() -> httpx.AsyncClient:
+    # asyncswagger11 allows only 3 concurrent requests; a busy hotline needs more
+    return httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
+                             limits=httpx.Limits(max_connections=64,
+                                                 max_keepalive_connections=32))
+
+
+class _Http(AsynchronousHttpClient):  # type: ignore[misc]
+    """asyncswagger11's client closes its session on any transport error and then
+    retries on that closed session, so one failed request would break every
+    later one until a reconnect. This one opens a fresh pool instead, and
+    retries only when the request was never sent (a POST is not repeated)."""
+
+    session: httpx.AsyncClient
+
+    async def request(self, method: str, url: str, params: Any = None, data: Any = None,
+                      headers: Any = None) -> httpx.Response:
+        params = dict(params or {})
+        headers = dict(headers or {})
+        if self.authenticator is not None and self.authenticator.matches(url):
+            self.authenticator.apply(headers, params)
+        try:
+            response = await self.session.request(method, url, params=params, data=data,
+                                                  headers=headers)
+        except httpx.TransportError as e:
+            old, self.session = self.session, _session()
+            await old.aclose()
+            if not isinstance(e, httpx.ConnectError):
+                raise
+            response = await self.session.request(method, url, params=params, data=data,
+                                                  headers=headers)
+        if response.status_code >= 400:
+            try:
+                response.raise_for_status()
+            except httpx.HTTPStatusError as err:
+                # asyncari reads the ARI error message from `.data`
+                err.data = (  # type: ignore[attr-defined]
+                    _json_or_none(response) if response.status_code == 400 else None)
+                raise
+        return response
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def make_http(host: str, username: str, password: str) -> Any:
-    http = AsynchronousHttpClient(auth=_Auth(host, username, password))
-    # asyncswagger11 allows only 3 concurrent requests; a busy hotline needs more.
-    http.session = httpx.AsyncClient(
-        timeout=httpx.Timeout(10.0, connect=3.0),
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-    )
+    http = _Http(auth=_Auth(host, username, password))
+    http.session = _session()
     return http
 
 

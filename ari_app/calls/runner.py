@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -99,9 +100,22 @@ class CallRunner:
                 log.debug("call.state", state=state.name)
                 state = await state.run(ctx)
         except CallerGone as gone:
-            rec.hangup_by = rec.hangup_by or (HangupBy.CALLER if gone.cause != "app"
-                                              else HangupBy.APP)
-            rec.outcome = outcome_for_hangup(phase, rec) or Outcome.FAILED
+            if gone.cause in ("lost", "system"):
+                # Asterisk lost or hung up the channel: not the caller's doing
+                rec.hangup_by = HangupBy.SYSTEM
+                rec.failure = ("channel lost while ARI was down" if gone.cause == "lost"
+                               else "hung up by Asterisk (shutdown or system hang-up)")
+                rec.outcome = rec.outcome if rec.outcome == Outcome.ANSWERED else Outcome.FAILED
+            else:
+                rec.hangup_by = rec.hangup_by or (HangupBy.CALLER if gone.cause != "app"
+                                                  else HangupBy.APP)
+                rec.outcome = outcome_for_hangup(phase, rec) or Outcome.FAILED
+        except asyncio.CancelledError:
+            # the drain timeout ran out at shutdown: the record says so, then stop
+            rec.outcome = Outcome.FAILED
+            rec.hangup_by = HangupBy.SYSTEM
+            rec.failure = "app shut down (drain timeout)"
+            raise
         except AriUnavailable:
             rec.outcome = rec.outcome or Outcome.FAILED
             rec.failure = "ARI connection lost during the call"

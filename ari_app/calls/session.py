@@ -69,7 +69,12 @@ class CallSession:
         chan = (ev.get("channel") or {}).get("id")
         if kind in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest") \
                 and chan == self.channel_id:
-            self.gone = self.gone or ("hangup" if kind != "StasisEnd" else "left")
+            # Asterisk's own hang-ups (shutdown, a system soft hang-up) are not the
+            # caller's doing; a phone's BYE carries no `soft` flag
+            lost = "lost" if ev.get("hotline_lost") else None
+            system = "system" if kind == "ChannelHangupRequest" and ev.get("soft") else None
+            self.gone = self.gone or lost or system or \
+                ("hangup" if kind != "StasisEnd" else "left")
             raise CallerGone(self.gone)
         if kind == "ChannelDtmfReceived" and chan == self.channel_id:
             digit = str(ev.get("digit", ""))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ari_app.ari.client import AriError
 from ari_app.calls.context import CallContext
 from ari_app.calls.machine import Finish, State
+from ari_app.calls.session import CallerGone
 from ari_app.journey.menus import interpret, language_for_key, menu_at, menu_prompts
 from ari_app.records.model import LanguageSource, Outcome, seconds_between, utcnow
 
@@ -25,7 +27,12 @@ class Answer:
     phase: ClassVar[str] = "menu"
 
     async def run(self, ctx: CallContext) -> State | None:
-        await ctx.session.ari.answer(ctx.session.channel_id)
+        try:
+            await ctx.session.ari.answer(ctx.session.channel_id)
+        except AriError as e:
+            if e.status == 404:  # the caller cancelled before we answered
+                raise CallerGone("hangup") from None
+            raise
         ctx.record.answered_at = utcnow()
         return Route()
 

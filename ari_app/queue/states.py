@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
+from redis.exceptions import RedisError
+
 from ari_app.agents.pool import Offer
 from ari_app.ari.client import AriError, Event
 from ari_app.calls.context import CallContext
@@ -61,6 +63,20 @@ class Queued:
     phase: ClassVar[str] = "queue"
 
     async def run(self, ctx: CallContext) -> State | None:
+        try:
+            return await self._run(ctx)
+        except RedisError as e:
+            # no shared state, no queue: the degraded mode (docs/operations.md)
+            log.warning("queue.redis_down", error=str(e))
+            with contextlib.suppress(AriError, AriUnavailable):
+                await ctx.session.ari.stop_moh(ctx.session.channel_id)
+            if ctx.record.queue and ctx.record.queue[-1].left_at is None:
+                ctx.record.queue[-1].left_at = utcnow()
+                ctx.record.queue[-1].result = "fallback"
+            ctx.record.failure = "queue unavailable: Redis unreachable"
+            return Finish(Outcome.NO_AGENT_FALLBACK.value, prompts=["no-agents", "goodbye"])
+
+    async def _run(self, ctx: CallContext) -> State | None:
         svc, s, rec = _svc(ctx), ctx.session, ctx.record
         settings = svc.settings
         first = self.arrival is None

@@ -315,10 +315,6 @@ def _hang_up_callers(sut: StackUnderTest, caller: str) -> None:
             sut.stack.ari("DELETE", f"channels/{ch['id']}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lead's area (journey/states.py Answer, calls/runner.py): a caller who cancels while "
-    "the app answers gets outcome 'failed', hangup_by 'app' (ARI channels.answer 404 is "
-    "an AriError, not CallerGone)"))
 def test_caller_gives_up_before_the_answer(stack: StackUnderTest) -> None:
     """CANCEL while Asterisk runs the AGI look-up or the app is answering ("answer").
 
@@ -327,17 +323,21 @@ def test_caller_gives_up_before_the_answer(stack: StackUnderTest) -> None:
     (SIPp sees 200; the test then hangs the channel up itself).
     """
     outcomes = []
-    for delay_ms in (0, 0, 2, 5, 10):
+    # the window between StasisStart and the app's answer is a few ms wide: sweep
+    # the CANCEL across it (stopping at the first wrong record)
+    for delay_ms in [d for d in range(0, 16) for _ in (0, 1)]:
         caller = stack.new_caller()
         xml = INVITE_ONLY.replace("@BODY@", CANCEL_AFTER.replace("@DELAY@", str(delay_ms))) \
             .replace("@FROM@", PLAIN_FROM)
         proc = run_scenario(stack.sip_port, xml, caller=caller, timeout=10)
         if proc.returncode != 0:  # the answer won the race
             _hang_up_callers(stack, caller)
-        time.sleep(1.0)
+        time.sleep(0.6)
         recs = stack.records_for(caller)
         assert len(recs) <= 1
         outcomes += [(delay_ms, r["outcome"], r["hangup_by"]) for r in recs]
+        if any(o[1:] != ("abandoned_in_menu", "caller") for o in outcomes):
+            break
     assert not stack.log_lines(event="call.crashed")
     bad = [o for o in outcomes if o[1:] != ("abandoned_in_menu", "caller")]
     assert not bad, f"cancelled callers recorded as {bad}"
@@ -365,9 +365,10 @@ def test_dtmf_storm_of_40_keys(stack: StackUnderTest) -> None:
 
 def test_long_silence_ends_with_an_outcome(stack: StackUnderTest) -> None:
     """Nobody presses anything: the menus time out and the app ends the call itself."""
-    res, caller = stack.call("expect_bye:120000", timeout=150)
+    res, caller = stack.call("expect_bye:400000", timeout=420)
     assert res.ok, res.stderr
     rec = stack.record_for(caller)
+    print(f"silent caller ended by the app after {rec['ended_at']} - {rec['answered_at']}")
     assert rec["hangup_by"] == "app"
     assert rec["language_source"] == "default"
     assert rec["outcome"] in ("no_agent_fallback", "completed_in_menu", "abandoned_in_queue")
@@ -448,9 +449,11 @@ def test_anonymous_caller_rejected_when_config_says_reject(stack: StackUnderTest
 
 
 HOSTILE_FROMS = {
-    "newline_json": '"x" <sip:9741111%0a%7b%22event%22:%22call.outcome%22,%22outcome%22:'
+    # (every character a SIP URI does not allow is %-escaped: pjsip silently drops an
+    # unparsable INVITE, which protects the app but tests nothing of it)
+    "newline_json": '"x" <sip:9741111%0a%7b%22event%22%3a%22call.outcome%22%2c%22outcome%22%3a'
                     '%22answered%22%7d@127.0.0.1>',
-    "crlf_control": '"a%0d%0ab" <sip:9741112%0d%0a%00%1b[31m@127.0.0.1>',
+    "crlf_control": '"a%0d%0ab" <sip:9741112%0d%0a%00%1b%5b31m@127.0.0.1>',
     "quotes": '"\\"quoted\\" \'single\' \\\\" <sip:9741113%22%27%5c@127.0.0.1>',
     "long_500": '"' + "D" * 500 + '" <sip:9741114' + "9" * 500 + '@127.0.0.1>',
     "display_newline": '"evil%0a{\\"event\\":\\"app.stopped\\"}" <sip:9741115@127.0.0.1>',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -85,6 +86,6 @@ def test_two_instances_never_offer_one_agent_two_calls(
             by_agent[o["agent"]].append((_ts(o["at"]), end))
     for agent, spans in by_agent.items():
         spans.sort()
-        for (_, prev_end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, prev_end), (start, _) in itertools.pairwise(spans):
             assert start >= prev_end - 0.05, f"{agent} offered a call while on another"
     assert second.returncode == 0

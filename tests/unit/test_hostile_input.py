@@ -88,8 +88,9 @@ def test_agi_lookup_with_hostile_environment_never_hangs_or_injects() -> None:
         async def remembered_language(self, caller: str) -> str | None:
             return "en"
 
-    from ari_app.config.loader import load_config
     from pathlib import Path
+
+    from ari_app.config.loader import load_config
 
     cfg = load_config(Path(__file__).resolve().parents[2] / "config/hotline.yaml")
     srv = AgiServer(cfg, _Store())  # type: ignore[arg-type]
