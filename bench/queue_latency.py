@@ -11,6 +11,7 @@ waiting at that moment, the gap to that call's offer is the dispatch latency
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import statistics
@@ -45,7 +46,7 @@ def gaps(db: str) -> list[float]:
         by_agent.setdefault(c["agent"], []).append(c)
     for offers in by_agent.values():
         offers.sort(key=lambda c: c["at"])
-        for prev, nxt in zip(offers, offers[1:], strict=False):
+        for prev, nxt in itertools.pairwise(offers):
             if prev["result"] != "answered" or prev["ended"] is None or nxt["joined"] is None:
                 continue
             free_at = prev["ended"] + prev["wrapup"]
