@@ -78,6 +78,19 @@ def secret_path(directory: Path, agent: Agent) -> Path:
     return directory / f"{agent.id}.secret"
 
 
+def ensure_secret_file(path: Path) -> str:
+    """The secret kept in `path`, generated on first use. O_EXCL creation means two
+    renders running at once can never write two different values."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+    return path.read_text(encoding="ascii").strip()
+
+
 def ensure_agent_secrets(directory: Path, agents: Iterable[Agent]) -> dict[str, str]:
     """Each agent's SIP password, creating the missing ones; {agent id: password}.
 
@@ -89,14 +102,7 @@ def ensure_agent_secrets(directory: Path, agents: Iterable[Agent]) -> dict[str, 
     for a in agents:
         _check(a)
         p = secret_path(directory, a)
-        try:
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(secrets.token_urlsafe(24) + "\n")
-        value = p.read_text(encoding="ascii").strip()
+        value = ensure_secret_file(p)
         if not _SECRET.match(value):
             raise ValueError(f"{p}: not a usable password (20+ URL-safe characters)")
         os.chmod(p, 0o600)

@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ari_app.ari.client import AriClient, AriError, Event
+from ari_app.logs import get_logger
 
+log = get_logger("call")
 DTMF_KEYS = frozenset("0123456789*#")
+# AST_SOFTHANGUP_SHUTDOWN | AST_SOFTHANGUP_APPUNLOAD (include/asterisk/channel.h)
+SYSTEM_SOFT_HANGUPS = 0x04 | 0x10
 _ids = itertools.count(1)
 
 
@@ -67,12 +71,16 @@ class CallSession:
         """Apply an event to the session. Returns a digit when one was pressed."""
         kind = ev.get("type")
         chan = (ev.get("channel") or {}).get("id")
+        if kind == "ChannelHangupRequest" and chan == self.channel_id:
+            log.info("call.hangup_request", cause=ev.get("cause"), soft=ev.get("soft"))
         if kind in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest") \
                 and chan == self.channel_id:
-            # Asterisk's own hang-ups (shutdown, a system soft hang-up) are not the
-            # caller's doing; a phone's BYE carries no `soft` flag
+            # Asterisk shutting down (or unloading a module) hangs channels up itself:
+            # that is not the caller's doing. A soft hang-up request's `cause` carries
+            # Asterisk's soft-hangup reason; a caller's BYE or CANCEL is "explicit".
             lost = "lost" if ev.get("hotline_lost") else None
-            system = "system" if kind == "ChannelHangupRequest" and ev.get("soft") else None
+            system = "system" if kind == "ChannelHangupRequest" and ev.get("soft") and \
+                int(ev.get("cause") or 0) & SYSTEM_SOFT_HANGUPS else None
             self.gone = self.gone or lost or system or \
                 ("hangup" if kind != "StasisEnd" else "left")
             raise CallerGone(self.gone)

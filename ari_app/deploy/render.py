@@ -19,7 +19,6 @@ import ipaddress
 import json
 import os
 import re
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ari_app.agents.render import ensure_agent_secrets, render_pjsip
+from ari_app.agents.render import ensure_agent_secrets, ensure_secret_file, render_pjsip
 from ari_app.config.models import Agent, HotlineConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -354,14 +353,7 @@ def ensure_secret(directory: Path, name: str) -> str:
     """A generated secret kept in `directory/name` (0600, created once, O_EXCL)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     p = directory / name
-    try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(secrets.token_urlsafe(24))
-    value = p.read_text(encoding="ascii").strip()
+    value = ensure_secret_file(p)
     if not _SECRET_OK.match(value):
         raise DeployError(f"{p}: not a usable secret (20+ URL-safe characters)")
     os.chmod(p, 0o600)

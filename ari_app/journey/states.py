@@ -32,6 +32,9 @@ class Answer:
         except AriError as e:
             if e.status == 404:  # the caller cancelled before we answered
                 raise CallerGone("hangup") from None
+            # Asterisk answers 500 for a channel it is tearing down: a hang-up event
+            # follows at once if so (pause raises CallerGone); otherwise it failed
+            await ctx.session.pause(1.0)
             raise
         ctx.record.answered_at = utcnow()
         return Route()

@@ -67,84 +67,11 @@ def storm_steps(keys: str, workdir: Path, gap_ms: int = 60) -> str:
     return "\n".join(out)
 
 
-INVITE_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
-<scenario name="refused or cancelled">
-  <send retrans="500"><![CDATA[
+INVITE_ONLY = (SIPP_DIR / "caller_raw.xml").read_text()
 
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: @FROM@;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:[caller]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
+EXPECT_FINAL = (SIPP_DIR / "caller_raw_expect_final.frag").read_text()
 
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-
-  ]]></send>
-@BODY@
-</scenario>
-"""
-
-EXPECT_FINAL = """
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="@CODE@"/>
-  <send><![CDATA[
-
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: @FROM@;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
-"""
-
-CANCEL_AFTER = """
-  <recv response="100"/>
-  <pause milliseconds="@DELAY@"/>
-  <send><![CDATA[
-
-      CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      [last_Via:]
-      From: @FROM@;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 CANCEL
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
-  <recv response="200"/>
-  <recv response="487"/>
-  <send><![CDATA[
-
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      [last_Via:]
-      From: @FROM@;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
-"""
+CANCEL_AFTER = (SIPP_DIR / "caller_raw_cancel_after.frag").read_text()
 
 PLAIN_FROM = "<sip:[caller]@[local_ip]:[local_port]>"
 

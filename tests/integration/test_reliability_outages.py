@@ -8,7 +8,6 @@ so the session stack is whole for the next test.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sqlite3
@@ -28,16 +27,9 @@ PHCC_EN = "wait:400,dtmf:2"
 REDIS_OUTAGE_SECONDS = 10  # the brief's 30 s, shortened: every path is the same after ~3 s
 
 
+
 def _log_since(sut: StackUnderTest, since: int, **match: Any) -> list[dict[str, Any]]:
-    out = []
-    for line in sut.stack.app_log.read_bytes()[since:].decode("utf-8", "replace").splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if all(obj.get(k) == v for k, v in match.items()):
-            out.append(obj)
-    return out
+    return sut.log_lines(since, **match)
 
 
 def _wait_log(sut: StackUnderTest, since: int, timeout: float, **match: Any

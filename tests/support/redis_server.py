@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from scripts.stack import _redis_ping
 
 
 def port_offset() -> int:
@@ -17,13 +18,6 @@ def port_offset() -> int:
     return int(os.environ.get("HOTLINE_PORT_OFFSET", "0"))
 
 
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @contextmanager
@@ -41,7 +35,7 @@ def redis_server(datadir: Path, port: int, *, timeout: float = 10.0) -> Iterator
     )
     deadline = time.monotonic() + timeout
     try:
-        while not _ping(port):
+        while not _redis_ping(port):
             if proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {proc.returncode}; "
                                    f"see {datadir}/redis.log")

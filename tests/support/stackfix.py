@@ -80,9 +80,11 @@ class StackUnderTest:
     def records_for(self, caller: str) -> list[dict[str, Any]]:
         return [r for r in self.records() if r.get("caller") == caller]
 
-    def log_lines(self, **match: Any) -> list[dict[str, Any]]:
+    def log_lines(self, since: int = 0, **match: Any) -> list[dict[str, Any]]:
+        """App log lines matching `match`, from byte offset `since` of the log."""
         out = []
-        for line in self.stack.app_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        raw = self.stack.app_log.read_bytes()[since:]
+        for line in raw.decode("utf-8", "replace").splitlines():
             try:
                 obj = json.loads(line)
             except ValueError:
