@@ -28,225 +28,43 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from collections.abc import Iterable, Sequence
 
 from ari_app.agents.pool import CandidateQuery
-from ari_app.agents.roster import entity_skills
 from ari_app.config.models import Agent, HotlineConfig
 from ari_app.queue.estimate import WaitEstimator, spoken_wait
 from ari_app.queue.routing import next_step_in, steps_for
 from ari_app.queue.settings import QueueSettings
-
-# ------------------------------------------------------------------ the pool --
-
-
-class MemoryPool:
-    """The choice rule of `AgentPool.take` (scripts.TAKE), in memory, on a virtual clock.
-
-    Availability indexes are heaps keyed like the Redis sorted sets:
-    (skill, language) and (skill, language, site), each holding
-    (idle-since ms, agent id, token); an entry is live while the agent's token
-    is unchanged, so removal is lazy.
-    """
-
-    def __init__(self, agents: Iterable[Agent]) -> None:
-        self.agents: dict[str, Agent] = {a.id: a for a in agents}
-        self.state: dict[str, str] = {a: "logged_out" for a in self.agents}
-        self.idle: dict[str, int] = {}
-        self._token: dict[str, int] = {a: 0 for a in self.agents}
-        self._heaps: dict[tuple[str, ...], list[tuple[int, str, int]]] = {}
-
-    def _index(self, agent_id: str, score: int) -> None:
-        a = self.agents[agent_id]
-        self._token[agent_id] += 1
-        entry = (score, agent_id, self._token[agent_id])
-        for s in a.skills:
-            for lang in a.languages:
-                heapq.heappush(self._heaps.setdefault((s, lang), []), entry)
-                heapq.heappush(self._heaps.setdefault((s, lang, a.site), []), entry)
-
-    def _unindex(self, agent_id: str) -> None:
-        self._token[agent_id] += 1
-
-    def login(self, agent_id: str, now_ms: int) -> None:
-        if self.state[agent_id] == "logged_out":
-            self._set_available(agent_id, now_ms)
-
-    def logout(self, agent_id: str) -> None:
-        """A call in progress carries on; the agent stays out after it (as LOGOUT)."""
-        if self.state[agent_id] == "available":
-            self._unindex(agent_id)
-        self.state[agent_id] = "logged_out"
-
-    def _set_available(self, agent_id: str, now_ms: int) -> None:
-        self.state[agent_id] = "available"
-        self.idle[agent_id] = now_ms
-        self._index(agent_id, now_ms)
-
-    def release(self, agent_id: str, now_ms: int) -> bool:
-        """End of call (and wrap-up): available, idle from now. False if logged out meanwhile."""
-        if self.state[agent_id] != "busy":
-            return False
-        self._set_available(agent_id, now_ms)
-        return True
-
-    def _top(self, key: tuple[str, ...]) -> tuple[int, str] | None:
-        h = self._heaps.get(key)
-        while h:
-            score, aid, tok = h[0]
-            if tok == self._token[aid] and self.state[aid] == "available":
-                return score, aid
-            heapq.heappop(h)
-        return None
-
-    def take(self, queries: Sequence[CandidateQuery]) -> tuple[str, int] | None:
-        """(agent id, step of the query that found them), the agent now busy; or None."""
-        for q in queries:
-            suffixes: tuple[str | None, ...] = (q.site, None) if q.site else (None,)
-            for site in suffixes:
-                best: tuple[int, str] | None = None
-                for s in q.skills:
-                    for lang in q.languages:
-                        key = (s, lang, site) if site else (s, lang)
-                        top = self._top(key)
-                        if top is not None and (best is None or top < best):
-                            best = top
-                if best is not None:
-                    aid = best[1]
-                    self._unindex(aid)
-                    self.state[aid] = "busy"
-                    return aid, q.step
-        return None
-
-
-# ---------------------------------------------------------------- the inputs --
-
-# Assumed when no archive is given; see docs/simulate.md.
-DEFAULT_LANGUAGE_MIX: dict[str, float] = {
-    "ar": 0.34, "en": 0.26, "ur": 0.09, "hi": 0.08, "ml": 0.08, "bn": 0.06, "ne": 0.05,
-    "ta": 0.02, "si": 0.02,
-}
-# Share of a day's calls per hour of the day (Asia/Qatar), a government
-# contact center open around the clock with a late-morning peak.
-DEFAULT_HOURLY: tuple[float, ...] = (
-    0.6, 0.4, 0.3, 0.3, 0.3, 0.5, 1.2, 3.0, 6.0, 8.0, 8.6, 8.4,
-    7.8, 7.2, 6.6, 6.0, 5.6, 5.2, 4.8, 4.2, 3.6, 2.8, 2.0, 1.2,
+from ari_app.simulate.inputs import (
+    DEFAULT_LANGUAGE_MIX,
+    MARCH_2025_MENU_ONLY,
+    MARCH_2025_MIX,
+    Demand,
+    LangStats,
+    Result,
+    Schedule,
+    split_other,
+    synthetic_roster,
 )
-# Sunday..Saturday (Qatar's week: Friday and Saturday are the weekend)
-DEFAULT_WEEKDAY: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.95, 0.45, 0.6)
+from ari_app.simulate.pool import MemoryPool
+from ari_app.simulate.staffing import hourly_load, schedule_from_counts, sqrt_staffing
 
-MARCH_2025_MIX: dict[str, int] = {
-    "phcc": 124_341, "moph": 46_091, "mehe": 19_155, "moci": 21_412, "other": 129_542,
-}
-MARCH_2025_MENU_ONLY = 15_545  # of "other": ended before a department was chosen
-
-
-@dataclass(frozen=True)
-class Demand:
-    """Who calls, when and for how long."""
-
-    calls: int
-    entity_mix: Mapping[str, float]
-    language_mix: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_LANGUAGE_MIX))
-    start: date = date(2025, 3, 1)
-    days: int = 31
-    hourly: Sequence[float] = DEFAULT_HOURLY
-    weekday: Sequence[float] = DEFAULT_WEEKDAY
-    aht: float = 180.0
-    aht_dist: str = "lognormal"  # or "exponential"
-    aht_cv: float = 1.0
-    patience: float | None = 120.0  # mean seconds (exponential); None: nobody hangs up
-    ring: float = 0.0  # seconds an agent's phone rings before answering
-    uniform: bool = False  # constant rate over the span (the Erlang check)
-
-    def slot_weights(self) -> list[float]:
-        """Weight of each hour of the span."""
-        out: list[float] = []
-        for d in range(self.days):
-            day = self.start + timedelta(days=d)
-            wd = self.weekday[(day.weekday() + 1) % 7]
-            out.extend(1.0 if self.uniform else wd * h for h in self.hourly)
-        return out
-
-
-def split_other(cfg: HotlineConfig, mix: Mapping[str, int], other_key: str = "other",
-                menu_only: int = 0) -> dict[str, float]:
-    """Spread an 'other' volume evenly over every entity not named in `mix`,
-    less `menu_only` calls that never reach a queue."""
-    named = {k: float(v) for k, v in mix.items() if k != other_key}
-    rest = [e.id for e in cfg.entities if e.id not in named]
-    left = max(0.0, float(mix.get(other_key, 0)) - menu_only)
-    out = dict(named)
-    for e in rest:
-        out[e] = left / len(rest)
-    return out
-
-
-def synthetic_roster(cfg: HotlineConfig, per_language: Mapping[str, int],
-                     sites: Sequence[str] | None = None) -> list[Agent]:
-    """Agents who each speak one language and serve every entity, spread over the sites."""
-    site_ids = list(sites or [s.id for s in cfg.sites])
-    skills = sorted({s for e in cfg.entities for s in entity_skills(cfg, e.id)})
-    out: list[Agent] = []
-    for lang, n in per_language.items():
-        for i in range(n):
-            out.append(Agent(id=f"{lang}{i:04d}", name=f"{lang} {i}",
-                             site=site_ids[i % len(site_ids)], endpoint=f"sim-{lang}{i:04d}",
-                             languages=[lang], skills=skills))
-    return out
-
-
-# Which agents are logged in during hour slot h of the span; None: all, always.
-Schedule = Callable[[int], Iterable[str]] | None
-
-
-@dataclass
-class LangStats:
-    offered: int = 0
-    answered: int = 0
-    abandoned: int = 0
-    timed_out: int = 0
-    no_agents: int = 0
-    wait_sum: float = 0.0
-    within: int = 0
-    est_n: int = 0
-    est_abs_err: float = 0.0
-    est_phrase_right: int = 0
-    busy: float = 0.0
-    logged_in: float = 0.0
-
-    def summary(self, target: float) -> dict[str, float | int | None]:
-        closed = self.answered + self.abandoned + self.timed_out
-        return {
-            "offered": self.offered,
-            "answered": self.answered,
-            "abandoned": self.abandoned,
-            "timed_out": self.timed_out,
-            "no_agents": self.no_agents,
-            "asa": round(self.wait_sum / self.answered, 2) if self.answered else None,
-            f"sl{target:g}": round(self.within / closed, 4) if closed else None,
-            "abandon_rate": round(self.abandoned / self.offered, 4) if self.offered else None,
-            "occupancy": round(self.busy / self.logged_in, 4) if self.logged_in else None,
-            "estimate_mae": round(self.est_abs_err / self.est_n, 1) if self.est_n else None,
-            "phrase_right": round(self.est_phrase_right / self.est_n, 3) if self.est_n else None,
-        }
-
-
-@dataclass
-class Result:
-    calls: int
-    events: int
-    seconds: float
-    overall: dict[str, float | int | None]
-    by_language: dict[str, dict[str, float | int | None]]
-    agent_hours: float
-
-    def as_dict(self) -> dict[str, object]:
-        return {"calls": self.calls, "events": self.events, "seconds": self.seconds,
-                "agent_hours": round(self.agent_hours, 1), "overall": self.overall,
-                "by_language": self.by_language}
+__all__ = [  # re-exported: the simulator's public names live here
+    "DEFAULT_LANGUAGE_MIX",
+    "MARCH_2025_MENU_ONLY",
+    "MARCH_2025_MIX",
+    "Demand",
+    "LangStats",
+    "MemoryPool",
+    "Result",
+    "Schedule",
+    "Simulation",
+    "hourly_load",
+    "schedule_from_counts",
+    "split_other",
+    "sqrt_staffing",
+    "synthetic_roster",
+]
 
 
 # ----------------------------------------------------------------- the engine --
@@ -545,26 +363,3 @@ class Simulation:
             overall=total.summary(sl),
             by_language={x: s.summary(sl) for x, s in stats.items()},
             agent_hours=total.logged_in / 3600.0)
-
-
-# ------------------------------------------------------------- staffing plans --
-
-def hourly_load(demand: Demand, language: str, handle: float) -> list[float]:
-    """Offered Erlangs of one language in each hour slot of the span."""
-    w = demand.slot_weights()
-    total = sum(w)
-    share = demand.language_mix[language] / sum(demand.language_mix.values())
-    return [demand.calls * share * x / total * handle / 3600.0 for x in w]
-
-
-def sqrt_staffing(load: Sequence[float], beta: float, minimum: int = 2) -> list[int]:
-    """Square-root staffing per hour: a + beta * sqrt(a), at least `minimum` agents
-    (two: one long call at night must not leave a language with nobody)."""
-    return [max(minimum, math.ceil(a + beta * math.sqrt(a))) for a in load]
-
-
-def schedule_from_counts(ids: Sequence[str], counts: Sequence[int]) -> Callable[[int], list[str]]:
-    """Hour slot -> the first counts[h] agent ids on duty."""
-    def at(h: int) -> list[str]:
-        return list(ids[:counts[h]])
-    return at
