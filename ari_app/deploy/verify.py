@@ -314,7 +314,10 @@ def _check_objects(run: Running, exp: Expected, rendered: Path, res: VerifyResul
         if problem:
             res.problems.append(problem)
     contexts = {
-        CARRIER_CONTEXT: [*exp.numbers, "_X.", "i"],
+        # the carrier's own numbers; anything else falls through the includes to
+        # the site-local numbers, then to the refusal
+        CARRIER_CONTEXT: [*exp.numbers],
+        "from-carrier-refuse": ["_X.", "i"],
         SITE_CONTEXT: [*exp.site_routes, "_X.", "i"],
         "hotline-entry": ["s", "blocked", "unavailable"],
         "agents": ["_*2[1-4]", "_8XX", "_X.", "i"],
