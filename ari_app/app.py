@@ -13,6 +13,10 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ari_app.agents.features import handle_feature
 from ari_app.agents.pool import AgentPool
@@ -53,10 +57,13 @@ class Hotline:
         ari_password = resolve_secret(cfg.ari.password, src).get_secret_value()
         salt = resolve_secret(cfg.callers.salt, src).get_secret_value()
         # a bounded pool that waits for a free connection rather than failing a call
-        # when a burst of calls needs more than it has
+        # when a burst of calls needs more than it has; after Redis restarts, every
+        # pooled connection is stale once: retry it on a fresh one, briefly
         self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
             cfg.redis.url, max_connections=cfg.redis.max_connections, timeout=5.0,
-            socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=15))
+            socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=15,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError]))
         self.store = CallStore(self.redis, cfg.redis.key_prefix, salt)
         self.prompts = PromptCatalog.load(cfg, cfg.resolve(cfg.prompts_dir))
         self.records = RecordStream(self.redis, cfg.redis.key_prefix,
