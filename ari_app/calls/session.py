@@ -124,9 +124,7 @@ class CallSession:
             await self.ari.play(self.channel_id, media, lang, pb_id)
         except AriError as e:
             self.playbacks.discard(pb_id)
-            if e.status == 404:
-                raise CallerGone("hangup") from None
-            raise
+            await self.gone_or_raise(e)
         while True:
             if stop_on is not None:
                 # e.g. an agent became free during an announcement: stop talking
@@ -171,6 +169,17 @@ class CallSession:
             digit = self._absorb(ev)
             if digit is not None:
                 self.pending_digits.append(digit)
+
+    async def gone_or_raise(self, err: AriError) -> None:
+        """An ARI call on the caller's channel failed: was it because the caller left?
+
+        404: the channel is gone. Otherwise (Asterisk answers 409 or 500 for a
+        channel it is tearing down) a hang-up event follows at once if so, and
+        `pause` raises CallerGone; if none comes, the error was real."""
+        if err.status == 404:
+            raise CallerGone("hangup") from None
+        await self.pause(1.0)
+        raise err
 
     async def event(self, wait: float | None) -> Event | None:
         """The next event of this call (any of its channels), or None after `wait`.

@@ -8,7 +8,6 @@ from typing import ClassVar
 from ari_app.ari.client import AriError
 from ari_app.calls.context import CallContext
 from ari_app.calls.machine import Finish, State
-from ari_app.calls.session import CallerGone
 from ari_app.journey.menus import interpret, language_for_key, menu_at, menu_prompts
 from ari_app.records.model import LanguageSource, Outcome, seconds_between, utcnow
 
@@ -29,13 +28,8 @@ class Answer:
     async def run(self, ctx: CallContext) -> State | None:
         try:
             await ctx.session.ari.answer(ctx.session.channel_id)
-        except AriError as e:
-            if e.status == 404:  # the caller cancelled before we answered
-                raise CallerGone("hangup") from None
-            # Asterisk answers 500 for a channel it is tearing down: a hang-up event
-            # follows at once if so (pause raises CallerGone); otherwise it failed
-            await ctx.session.pause(1.0)
-            raise
+        except AriError as e:  # the caller may have cancelled before we answered
+            await ctx.session.gone_or_raise(e)
         ctx.record.answered_at = utcnow()
         return Route()
 
