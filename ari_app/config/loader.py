@@ -25,7 +25,8 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else DEFAULT_PATH
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; any problem is a ConfigError naming the file (and line)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -53,7 +54,7 @@ def _format(path: Path, err: ValidationError) -> str:
 
 
 def _load_agents(path: Path) -> list[Any]:
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if isinstance(data, dict):
         data = data.get("agents")
     if not isinstance(data, list):
@@ -64,7 +65,7 @@ def _load_agents(path: Path) -> list[Any]:
 def load_config(path: str | os.PathLike[str] | None = None) -> HotlineConfig:
     """Load and validate; raise ConfigError (never a traceback) on any problem."""
     p = config_path(path)
-    data = _read_yaml(p)
+    data = read_yaml(p)
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of keys")
     data = dict(data)

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ari_app.config.models import HotlineConfig
@@ -140,13 +139,10 @@ class DeploySettings(_Strict):
 # ------------------------------------------------------------ loading ------
 
 def read_raw(path: str | os.PathLike[str]) -> dict[str, Any]:
-    from ari_app.config.loader import ConfigError
+    from ari_app.config.loader import ConfigError, read_yaml
 
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{p}: cannot read: {e}") from None
+    data = read_yaml(p)
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of keys")
     return data

@@ -30,9 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ari_app.config.loader import ConfigError
+from ari_app.config.loader import ConfigError, read_yaml
 from ari_app.config.models import HotlineConfig, Menu
 
 # Keys every language file must define.
@@ -305,16 +303,9 @@ def _fill(template: str, **values: str) -> str:
 
 
 def _read_prompt_file(path: Path, code: str) -> tuple[dict[str, str], NumberSpeech]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found (prompts for language {code!r})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from None
-    try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found (prompts for language {code!r})")
+    data: Any = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("prompts"), dict):
         raise ConfigError(f"{path}: prompts: expected a mapping 'prompts:' of key -> text")
     if data.get("language", code) != code:
