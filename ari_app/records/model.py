@@ -12,7 +12,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+# 2: records are folded from events (records/events.py); consults and the
+# late facts (call reason, note) were added. Every version 1 record is a valid
+# version 2 record with those fields empty.
+SCHEMA_VERSION = 2
 
 
 class Outcome(StrEnum):
@@ -58,6 +61,22 @@ class QueueStint(BaseModel):
     result: str | None = Field(None, description="answered | abandoned | transferred | fallback")
 
 
+class Consult(BaseModel):
+    """The agent put the caller on hold to talk to someone else first."""
+
+    model_config = ConfigDict(extra="forbid")
+    at: str
+    by: str = Field(description="the agent who consulted")
+    target_kind: str = Field(description="entity | agent | supervisor")
+    target: str
+    agent: str | None = Field(None, description="who answered the consult leg")
+    site: str | None = None
+    answered_at: str | None = None
+    ended_at: str | None = None
+    result: str | None = Field(
+        None, description="completed | returned | declined | no_answer | failed | caller_gone")
+
+
 class CallRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
@@ -95,6 +114,11 @@ class CallRecord(BaseModel):
     hangup_by: HangupBy | None = None
     outcome: Outcome | None = None
     failure: str | None = Field(None, max_length=500)
+    # version 2
+    consults: list[Consult] = Field(default_factory=list, max_length=50)
+    reason: str | None = Field(None, max_length=40)
+    reason_detail: str | None = Field(None, max_length=80)
+    note: str | None = Field(None, max_length=500)
 
 
 def utcnow() -> str:

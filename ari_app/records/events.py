@@ -1,0 +1,171 @@
+"""Records as events: what an interaction appends to the stream, and the fold
+that turns a call's events back into its CallRecord.
+
+An interaction never writes its record once at the end. Each time something
+happens that the record should know (the caller arrived, chose a language,
+joined a queue, was offered to an agent...), it appends an event that carries
+exactly what changed in the record since its previous event. The archiver
+keeps every event and folds a call's events, in order, into its `calls` row; a
+fact that arrives after the call ended (a call reason tagged in wrap-up, a
+callback's result, a survey score) is just one more event, so it lands in the
+archived call exactly once.
+
+The same `fold` runs in the app (to keep the in-memory record) and in the
+archiver, so the two can never disagree about what an event means.
+
+Event ids are `{call_id}:{seq}` for the call's own events (seq counts from 1
+per interaction) and `{call_id}:{source}:{uuid}` for late facts from elsewhere,
+so a redelivered event is recognised and ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ari_app.records.model import CallRecord, utcnow
+
+EVENT_VERSION = 2
+LIST_FIELDS = ("entity_path", "prompts", "queue", "offers", "consults")
+# a late fact may set only what the call path never sets itself
+LATE_FIELDS = frozenset({"reason", "reason_detail", "note"})
+MAX_EVENTS_PER_CALL = 500
+
+
+class RecordEvent(BaseModel):
+    """One fact about a call. `data` is a patch of the call's record:
+
+    - `set`: record fields and their new values;
+    - `lists`: for a list field, `{"from": n, "items": [...]}`: keep the first
+      n items, then append `items` (so a queue stint that gained its end time
+      is sent as from=len-1 with the updated stint).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: int = EVENT_VERSION
+    id: str = Field(min_length=1, max_length=120)
+    call_id: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=0)
+    at: str
+    kind: str = Field(min_length=1, max_length=40)
+    source: str = Field("call", max_length=40)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The patch that turns record dump `before` into `after` (both mode='json')."""
+    sets: dict[str, Any] = {}
+    lists: dict[str, Any] = {}
+    for key, new in after.items():
+        old = before.get(key)
+        if key in LIST_FIELDS:
+            old_l = list(old or [])
+            new_l = list(new or [])
+            if old_l == new_l:
+                continue
+            keep = 0
+            while keep < min(len(old_l), len(new_l)) and old_l[keep] == new_l[keep]:
+                keep += 1
+            lists[key] = {"from": keep, "items": new_l[keep:]}
+        elif new != old:
+            sets[key] = new
+    out: dict[str, Any] = {}
+    if sets:
+        out["set"] = sets
+    if lists:
+        out["lists"] = lists
+    return out
+
+
+def apply(state: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Apply one event's patch to a record dump, in place; returns it."""
+    for key, value in (data.get("set") or {}).items():
+        state[key] = value
+    for key, change in (data.get("lists") or {}).items():
+        keep = int(change.get("from", 0))
+        state[key] = list(state.get(key) or [])[:keep] + list(change.get("items") or [])
+    return state
+
+
+def order(events: list[RecordEvent]) -> list[RecordEvent]:
+    """The call's own events in sequence, then late facts in the order they happened."""
+    own = sorted((e for e in events if e.source == "call"), key=lambda e: e.seq)
+    late = sorted((e for e in events if e.source != "call"), key=lambda e: (e.at, e.id))
+    return own + late
+
+
+def fold(events: list[RecordEvent]) -> CallRecord | None:
+    """The record a call's events describe, or None when they do not yet describe
+    one (the event that says when the call arrived has not been seen)."""
+    state: dict[str, Any] = {}
+    for ev in order(events):
+        data = ev.data
+        if ev.source != "call":
+            data = {"set": {k: v for k, v in (data.get("set") or {}).items()
+                            if k in LATE_FIELDS}}
+        apply(state, data)
+    if "arrived_at" not in state or "call_id" not in state:
+        return None
+    return CallRecord.model_validate(state)
+
+
+def record_to_events(rec: CallRecord) -> list[RecordEvent]:
+    """One event that carries a whole record: how a version 1 record (from an old
+    archive, an import or a spool line) joins the event history."""
+    return [RecordEvent(id=f"{rec.call_id}:0", call_id=rec.call_id, seq=0,
+                        at=rec.ended_at or rec.arrived_at, kind="record",
+                        data=diff({}, rec.model_dump(mode="json")))]
+
+
+def late_fact(call_id: str, kind: str, source: str, fields: dict[str, Any]) -> RecordEvent:
+    """A fact about a call that comes from outside its interaction (the desktop's
+    wrap-up, a callback's result, a survey)."""
+    bad = set(fields) - LATE_FIELDS
+    if bad:
+        raise ValueError(f"a late {kind!r} event may not set {sorted(bad)}")
+    return RecordEvent(id=f"{call_id}:{source}:{uuid.uuid4().hex[:16]}", call_id=call_id,
+                       seq=0, at=utcnow(), kind=kind, source=source, data={"set": fields})
+
+
+class Recorder:
+    """An interaction's record and the events not yet published.
+
+    `emit(kind)` turns whatever changed in the record since the last event into
+    one event; nothing that changed is ever lost, and an emit with no change
+    still records that the step happened (its data is empty)."""
+
+    def __init__(self, record: CallRecord, seq: int = 0,
+                 published: dict[str, Any] | None = None) -> None:
+        self.record = record
+        self.seq = seq
+        self._last: dict[str, Any] = published if published is not None else {}
+        self.pending: list[RecordEvent] = []
+
+    def emit(self, kind: str) -> RecordEvent | None:
+        if self.seq >= MAX_EVENTS_PER_CALL and kind != "ended":
+            return None  # a runaway call (DTMF storm) must not flood the stream
+        now = self.record.model_dump(mode="json")
+        self.seq += 1
+        ev = RecordEvent(id=f"{self.record.call_id}:{self.seq}", call_id=self.record.call_id,
+                         seq=self.seq, at=utcnow(), kind=kind, data=diff(self._last, now))
+        self._last = now
+        self.pending.append(ev)
+        return ev
+
+    def take(self) -> list[RecordEvent]:
+        out, self.pending = self.pending, []
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a checkpoint keeps, so a restarted app continues the same sequence."""
+        return {"seq": self.seq, "published": self._last,
+                "pending": [e.model_dump(mode="json") for e in self.pending]}
+
+    @classmethod
+    def restore(cls, record: CallRecord, snap: dict[str, Any]) -> Recorder:
+        r = cls(record, int(snap.get("seq", 0)), dict(snap.get("published") or {}))
+        r.pending = [RecordEvent.model_validate(e) for e in snap.get("pending") or []]
+        return r
