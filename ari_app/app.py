@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,26 +23,37 @@ from ari_app.agents.features import handle_feature
 from ari_app.agents.pool import AgentPool
 from ari_app.agents.roster import Roster
 from ari_app.agents.sites import SiteWatch
-from ari_app.ami.agi import AgiServer
 from ari_app.ami.monitor import AmiMonitor
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
-from ari_app.calls.machine import State
-from ari_app.calls.recovery import recover
-from ari_app.calls.router import EventRouter
-from ari_app.calls.runner import CallRunner
-from ari_app.calls.session import CallSession
-from ari_app.calls.store import CallStore
 from ari_app.config.models import HotlineConfig, resolve_secret
+from ari_app.conversation.deps import TalkDeps
+from ari_app.conversation.states import Talking
+from ari_app.fastagi.server import AgiServer
+from ari_app.interactions.machine import Finish, State, StateRegistry
+from ari_app.interactions.model import Interaction
+from ari_app.interactions.recovery import Recovery
+from ari_app.interactions.router import EventRouter
+from ari_app.interactions.runner import InteractionRunner
+from ari_app.interactions.store import CallStore
+from ari_app.journey.states import (
+    Answer,
+    Chosen,
+    EntityMenu,
+    JourneyDeps,
+    LanguageMenu,
+    Route,
+    WelcomeBack,
+)
 from ari_app.live import CallCounters, LoopLagMonitor, RedisLiveView
 from ari_app.logs import get_logger
 from ari_app.prompts.catalog import PromptCatalog
+from ari_app.queue.deps import QueueDeps
 from ari_app.queue.dispatch import Dispatcher, OfferBox
 from ari_app.queue.service import QueueService
-from ari_app.queue.states import Talking
-from ari_app.queue.states import entry as queue_entry
+from ari_app.queue.states import Queued, Ringing
 from ari_app.queue.waiting import WaitingQueues
-from ari_app.records.model import CallRecord
+from ari_app.records.events import Recorder
 from ari_app.records.stream import RecordStream
 from ari_app.web.api import PoolAgentControl
 from ari_app.web.deps import WebDeps
@@ -68,7 +80,7 @@ class Hotline:
         self.prompts = PromptCatalog.load(cfg, cfg.resolve(cfg.prompts_dir))
         self.records = RecordStream(self.redis, cfg.redis.key_prefix,
                                     spool_path=cfg.resolve(cfg.records_spool))
-        self.router = EventRouter(self._on_new_call)
+        self.router = EventRouter(self._on_new_channel)
         self.ari = AriSupervisor(cfg.ari, ari_password, self.router.dispatch,
                                  self._on_ari_connected, self._on_ari_lost)
         prefix = cfg.redis.key_prefix
@@ -87,10 +99,10 @@ class Hotline:
         self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, own,
                               on_reconnect=self.counters.ami_reconnected)
         self.sites = SiteWatch(cfg, self.redis, self.pool)
-        self.runner = CallRunner(cfg, self.prompts, self.store, self.records, self.router,
-                                 lambda: self.ari.client,
-                                 services={"queue": self.queue, "queue_entry": queue_entry,
-                                           "router": self.router, "counters": self.counters})
+        self.registry, first = self._wire_states()
+        self.runner = InteractionRunner(cfg, self.prompts, self.store, self.records, self.router,
+                                        lambda: self.ari.client, first, self.counters)
+        self.recovery = Recovery(cfg.instance_id, cfg.ari.app, self.runner, self.registry)
         self.agi = AgiServer(cfg, self.store)
         self.live = RedisLiveView(self.redis, self.pool, self.waiting, cfg, self.counters)
         token = resolve_secret(cfg.http.token, src).get_secret_value()
@@ -107,45 +119,75 @@ class Hotline:
         self.draining = False
         self.started = time.time()
 
+    def _wire_states(self) -> tuple[StateRegistry, Callable[[], State]]:
+        """Every feature's states with their typed dependencies, in one place."""
+        registry = StateRegistry()
+
+        def requeue(entity: str, priority: int, transferred: bool) -> State:
+            return Queued(entity=entity, priority=priority, transferred=transferred,
+                          deps=queue_deps)
+
+        talk_deps = TalkDeps(svc=self.queue, counters=self.counters, requeue=requeue,
+                             app_name=self.cfg.ari.app)
+        queue_deps = QueueDeps(
+            svc=self.queue, counters=self.counters,
+            connect=lambda entity, agent, started: Talking(
+                entity=entity, agent=agent, started=started, deps=talk_deps))
+        journey_deps = JourneyDeps(
+            counters=self.counters,
+            handover=lambda entity: Queued(entity=entity, deps=queue_deps))
+        for journey in (Answer, Route, WelcomeBack, LanguageMenu, EntityMenu, Chosen):
+            registry.add(journey, journey_deps)
+        for queue in (Queued, Ringing):
+            registry.add(queue, queue_deps)
+        registry.add(Talking, talk_deps)
+        registry.add(Finish)
+        return registry, lambda: Answer(deps=journey_deps)
+
     # -- events ----------------------------------------------------------------
-    def _on_new_call(self, ev: Event) -> None:
+    def _on_new_channel(self, ev: Event) -> None:
         args = ev.get("args") or []
         kind = args[0] if args else ""
         if kind == "agent":
-            # an agent leg whose call ended before it was answered
-            self._spawn_hangup(str((ev.get("channel") or {}).get("id")))
+            # an agent leg whose interaction ended before it was answered
+            self._spawn(self._hangup_quietly(str((ev.get("channel") or {}).get("id"))),
+                        "hangup-orphan")
             return
         if self._calls is None or (self.draining and kind != "feature"):
             self._refuse(ev)
             return
+        interaction = self.runner.new_interaction(ev)
         if kind == "feature":
-            session = self.runner.new_session(ev)
-            self._track(self._calls.create_task(self._feature(session, ev),
-                                                name=f"feature-{session.call_id}"))
+            self._track(self._spawn(self._feature(interaction, ev),
+                                    f"feature-{interaction.id}"))
             return
-        session = self.runner.new_session(ev)
-        self._track(self._calls.create_task(self.runner.run(session),
-                                            name=f"call-{session.call_id}"))
+        self._track(self._spawn(self.runner.run(interaction), f"call-{interaction.id}"))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Start a task in the calls group that can never take the group down.
+
+        A TaskGroup cancels every task in it when one raises; for calls that
+        would mean one call's bug ends every call. So each task catches and logs
+        its own failure here, and only cancellation passes through."""
+        assert self._calls is not None
+        return self._calls.create_task(_contained(coro, name), name=name)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._call_tasks.add(task)
         self._idle.clear()
         task.add_done_callback(self._call_done)
 
-    async def _feature(self, session: CallSession, ev: Event) -> None:
+    async def _feature(self, interaction: Interaction, ev: Event) -> None:
         try:
-            await handle_feature(session, self.pool, self.roster, ev,
+            await handle_feature(interaction.session, self.pool, self.roster, ev,
                                  on_change=self.dispatcher.wake_all)
-        except Exception as e:  # noqa: BLE001 - one agent's key press must not stop the app
-            log.warning("feature.failed", error=str(e))
         finally:
-            self.router.unregister(session.channel_id)
+            self.router.unregister(interaction.session.channel_id)
 
-    def _spawn_hangup(self, chan_id: str) -> None:
+    async def _hangup_quietly(self, chan_id: str) -> None:
         client = self.ari.client
-        if client is None or self._calls is None:
-            return
-        self._calls.create_task(client.hangup(chan_id), name=f"hangup-{chan_id}")
+        if client is not None:
+            await client.hangup(chan_id)
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._call_tasks.discard(task)
@@ -158,49 +200,29 @@ class Hotline:
         client = self.ari.client
         if client is None or self._calls is None:
             return
-        self._calls.create_task(self._send_back(client, chan_id), name=f"refuse-{chan_id}")
+        self._spawn(self._send_back(client, chan_id), f"refuse-{chan_id}")
 
     async def _send_back(self, client: AriClient, chan_id: str) -> None:
-        try:
-            await client.set_var(chan_id, "HOTLINE_FALLBACK", "1")
-            await client.continue_in_dialplan(chan_id)
-            log.info("call.refused_draining", channel=chan_id)
-        except Exception as e:  # noqa: BLE001
-            log.warning("call.refuse_failed", channel=chan_id, error=str(e))
+        await client.set_var(chan_id, "HOTLINE_FALLBACK", "1")
+        await client.continue_in_dialplan(chan_id)
+        log.info("call.refused_draining", channel=chan_id)
 
     def _on_ari_connected(self, client: AriClient) -> None:
         if self.ari.connects > 1:
             self.counters.ari_reconnected()
         if self._calls is not None:
-            self._calls.create_task(self._recover(client), name="recover")
+            self._spawn(self._recover(client), "recover")
 
     async def _recover(self, client: AriClient) -> None:
-        """Calls this app was driving before a restart or a lost connection."""
+        """Interactions this app was driving before a restart or a lost connection."""
         await self._reconcile(client)
-        known = {s.channel_id for s in self.router.sessions()}
-        try:
-            await recover(self.cfg.instance_id, self.cfg.ari.app, client, self.store, self.queue,
-                          self.records.publish, self._resume, self._restored_session, known)
-        except Exception as e:
-            log.exception("recovery.failed", error=str(e))
+        known = {cid for i in self.router.interactions() for cid in i.channel_ids()}
+        await self.recovery.run(client, known, self._resume)
 
-    def _restored_session(self, call_id: str, chan: dict[str, Any],
-                          rec: CallRecord) -> CallSession:
-        session = CallSession(call_id=call_id, channel_id=str(chan["id"]), caller=rec.caller,
-                              dialled=rec.dialled, app_args=[rec.dialled],
-                              ari_ref=lambda: self.ari.client)
-        session.language = rec.language or self.cfg.default_language
-        session.prompts = list(rec.prompts)
-        session.digits = list(rec.digits)
-        self.router.register(session.channel_id, session)
-        return session
-
-    def _resume(self, session: CallSession, state: State, rec: CallRecord) -> None:
-        if isinstance(state, Talking):
-            self.router.register(state.leg, session)
+    def _resume(self, interaction: Interaction, state: State, recorder: Recorder) -> None:
         if self._calls is not None:
-            self._track(self._calls.create_task(self.runner.run(session, state, rec),
-                                                name=f"call-{session.call_id}"))
+            self._track(self._spawn(self.runner.run(interaction, state, recorder),
+                                    f"call-{interaction.id}"))
 
     def _on_ari_lost(self) -> None:
         log.warning("app.ari_down", calls=len(self._call_tasks))
@@ -218,10 +240,11 @@ class Hotline:
         except Exception as e:  # noqa: BLE001
             log.warning("app.reconcile_failed", error=str(e))
             return
-        for session in self.router.sessions():
-            if session.channel_id not in alive:
-                session.deliver({"type": "StasisEnd", "channel": {"id": session.channel_id},
-                                 "hotline_lost": True})
+        for interaction in self.router.interactions():
+            if interaction.session.channel_id not in alive:
+                interaction.deliver({"type": "StasisEnd",
+                                     "channel": {"id": interaction.session.channel_id},
+                                     "hotline_lost": True})
 
     def health(self) -> dict[str, Any]:
         return {
@@ -277,6 +300,13 @@ class Hotline:
             return
         log.info("app.signal", signal=signal.Signals(sig).name)
         self.shutdown.set()
+
+
+async def _contained(coro: Coroutine[Any, Any, None], name: str) -> None:
+    try:
+        await coro
+    except Exception as e:
+        log.exception("task.failed", task=name, error=repr(e)[:300])
 
 
 class _WakingControl(PoolAgentControl):

@@ -37,8 +37,8 @@ from ari_app.agents import scripts  # noqa: E402
 from ari_app.agents.pool import AgentPool  # noqa: E402
 from ari_app.config import load_config  # noqa: E402
 from ari_app.config.models import Agent, HotlineConfig  # noqa: E402
+from ari_app.config.queue import QueueSettings  # noqa: E402
 from ari_app.queue.routing import steps_for  # noqa: E402
-from ari_app.queue.settings import QueueSettings  # noqa: E402
 
 TAKERS = 8
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from ari_app.agents.pool import AgentPool, AgentStateError
 from ari_app.agents.roster import Roster
 from ari_app.ari.client import AriError, Event
-from ari_app.calls.session import AriUnavailable, CallerGone, CallSession
+from ari_app.interactions.session import AriUnavailable, CallerGone, CallSession
 from ari_app.logs import get_logger
 
 log = get_logger("features")

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from ari_app.queue.settings import QueueSettings
+from ari_app.config.queue import QueueSettings
 
 Digit = Annotated[str, Field(pattern=r"^[0-9]$")]
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]

@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ari_app.ari.client import AriError
-from ari_app.calls.context import CallContext
-from ari_app.calls.machine import Finish, State
+from ari_app.interactions.context import CallContext
+from ari_app.interactions.machine import Counters, Finish, State
 from ari_app.journey.menus import interpret, language_for_key, menu_at, menu_prompts
 from ari_app.records.model import LanguageSource, Outcome, seconds_between, utcnow
 
 OTHER_LANGUAGE_KEY = "9"
 
 
+@dataclass(frozen=True)
+class JourneyDeps:
+    """What the journey needs beyond the call itself: the live figures, and where
+    a caller goes once they have chosen (the queue, wired at start-up; with no
+    queue the call ends in the menu)."""
+
+    counters: Counters | None = None
+    handover: Callable[[str], State] | None = None
+
+
 def _set_language(ctx: CallContext, code: str, source: LanguageSource) -> None:
     ctx.session.language = code
     ctx.record.language = code
     ctx.record.language_source = source
+    ctx.emit("language_chosen")
 
 
 @dataclass
 class Answer:
     name: ClassVar[str] = "answer"
     phase: ClassVar[str] = "menu"
+    deps: JourneyDeps = field(repr=False, compare=False, kw_only=True)
 
     async def run(self, ctx: CallContext) -> State | None:
         try:
@@ -31,7 +44,12 @@ class Answer:
         except AriError as e:  # the caller may have cancelled before we answered
             await ctx.session.gone_or_raise(e)
         ctx.record.answered_at = utcnow()
-        return Route()
+        return Route(deps=self.deps)
+
+    async def resume(self, ctx: CallContext, channels: Mapping[str, Any]) -> State:
+        """Restarted between the answer and the next step: do not answer twice."""
+        chan = channels.get(ctx.session.channel_id) or {}
+        return Route(deps=self.deps) if chan.get("state") == "Up" else self
 
 
 @dataclass
@@ -40,6 +58,7 @@ class Route:
 
     name: ClassVar[str] = "route"
     phase: ClassVar[str] = "menu"
+    deps: JourneyDeps = field(repr=False, compare=False, kw_only=True)
 
     async def run(self, ctx: CallContext) -> State | None:
         cfg = ctx.cfg
@@ -48,7 +67,7 @@ class Route:
         codes = {lang.code for lang in cfg.languages}
         if route is not None and route.language:
             _set_language(ctx, route.language, LanguageSource.NUMBER)
-            return _after_language(ctx, entity)
+            return _after_language(ctx, entity, self.deps)
         hinted = ctx.session.app_args[1] if len(ctx.session.app_args) > 1 else ""
         remembered = hinted if hinted in codes else None
         if remembered is None and not hinted:
@@ -57,15 +76,15 @@ class Route:
             remembered = found if found in codes else None
         if remembered:
             _set_language(ctx, remembered, LanguageSource.REMEMBERED)
-            return WelcomeBack(entity=entity)
+            return WelcomeBack(entity=entity, deps=self.deps)
         ctx.session.language = cfg.default_language
-        return LanguageMenu(entity=entity)
+        return LanguageMenu(entity=entity, deps=self.deps)
 
 
-def _after_language(ctx: CallContext, entity: str | None) -> State:
+def _after_language(ctx: CallContext, entity: str | None, deps: JourneyDeps) -> State:
     if entity is not None:
-        return Chosen(entity=entity, path=[entity])
-    return EntityMenu(path=[ctx.cfg.menu.id])
+        return Chosen(entity=entity, path=[entity], deps=deps)
+    return EntityMenu(path=[ctx.cfg.menu.id], deps=deps)
 
 
 @dataclass
@@ -73,15 +92,16 @@ class WelcomeBack:
     entity: str | None = None
     name: ClassVar[str] = "welcome_back"
     phase: ClassVar[str] = "menu"
+    deps: JourneyDeps = field(repr=False, compare=False, kw_only=True)
 
     async def run(self, ctx: CallContext) -> State | None:
         res = await ctx.session.play(ctx.media("welcome-back", "other-language"))
         key = res.digit or await ctx.session.wait_digit(ctx.cfg.timers.inter_digit_timeout)
         if key == OTHER_LANGUAGE_KEY:
-            return LanguageMenu(entity=self.entity, welcomed=True)
+            return LanguageMenu(entity=self.entity, welcomed=True, deps=self.deps)
         if key is not None and self.entity is None:
             ctx.session.pending_digits.insert(0, key)  # typed ahead into the entity menu
-        return _after_language(ctx, self.entity)
+        return _after_language(ctx, self.entity, self.deps)
 
 
 @dataclass
@@ -91,6 +111,7 @@ class LanguageMenu:
     welcomed: bool = False
     name: ClassVar[str] = "language_menu"
     phase: ClassVar[str] = "menu"
+    deps: JourneyDeps = field(repr=False, compare=False, kw_only=True)
 
     async def run(self, ctx: CallContext) -> State | None:
         cfg, s = ctx.cfg, ctx.session
@@ -108,16 +129,16 @@ class LanguageMenu:
         if code is not None:
             _set_language(ctx, code, LanguageSource.DIGIT)
             await ctx.store.remember_language(s.caller, code, cfg.callers.remember_language_days)
-            return _after_language(ctx, self.entity)
+            return _after_language(ctx, self.entity, self.deps)
         if key == "#":
-            return LanguageMenu(self.entity, self.tries, welcomed=True)
+            return LanguageMenu(self.entity, self.tries, welcomed=True, deps=self.deps)
         ctx.record.menu_retries += 1
         if self.tries + 1 >= cfg.timers.tries:
             _set_language(ctx, cfg.default_language, LanguageSource.DEFAULT)
-            return _after_language(ctx, self.entity)
+            return _after_language(ctx, self.entity, self.deps)
         await s.play(ctx.media("invalid" if key else "no-input", lang=cfg.default_language),
                      interruptible=False)
-        return LanguageMenu(self.entity, self.tries + 1, welcomed=True)
+        return LanguageMenu(self.entity, self.tries + 1, welcomed=True, deps=self.deps)
 
 
 @dataclass
@@ -126,6 +147,7 @@ class EntityMenu:
     tries: int = 0
     name: ClassVar[str] = "entity_menu"
     phase: ClassVar[str] = "menu"
+    deps: JourneyDeps = field(repr=False, compare=False, kw_only=True)
 
     async def run(self, ctx: CallContext) -> State | None:
         cfg, s = ctx.cfg, ctx.session
@@ -137,22 +159,24 @@ class EntityMenu:
             choice = interpret(cfg, menu, key)
             if choice.kind in ("entity", "other"):
                 assert choice.target is not None
-                return Chosen(entity=choice.target, path=[*self.path[1:], choice.target])
+                return Chosen(entity=choice.target, path=[*self.path[1:], choice.target],
+                              deps=self.deps)
             if choice.kind == "menu":
                 assert choice.target is not None
-                return EntityMenu(path=[*self.path, choice.target])
+                ctx.emit("menu")
+                return EntityMenu(path=[*self.path, choice.target], deps=self.deps)
             if choice.kind == "back":
                 if len(self.path) > 1:
-                    return EntityMenu(path=self.path[:-1])
-                return LanguageMenu(welcomed=True)
+                    return EntityMenu(path=self.path[:-1], deps=self.deps)
+                return LanguageMenu(welcomed=True, deps=self.deps)
             if choice.kind == "repeat":
-                return EntityMenu(path=self.path, tries=self.tries)
+                return EntityMenu(path=self.path, tries=self.tries, deps=self.deps)
         ctx.record.menu_retries += 1
         if self.tries + 1 >= cfg.timers.tries:
             other = cfg.other_departments.id
-            return Chosen(entity=other, path=[*self.path[1:], other])
+            return Chosen(entity=other, path=[*self.path[1:], other], deps=self.deps)
         await s.play(ctx.media("invalid" if key else "no-input"), interruptible=False)
-        return EntityMenu(path=self.path, tries=self.tries + 1)
+        return EntityMenu(path=self.path, tries=self.tries + 1, deps=self.deps)
 
 
 @dataclass
@@ -163,6 +187,7 @@ class Chosen:
     path: list[str] = field(default_factory=list)
     name: ClassVar[str] = "chosen"
     phase: ClassVar[str] = "menu"
+    deps: JourneyDeps = field(repr=False, compare=False, kw_only=True)
 
     async def run(self, ctx: CallContext) -> State | None:
         rec = ctx.record
@@ -171,12 +196,10 @@ class Chosen:
         rec.entity_path = self.path
         rec.menu_left_at = utcnow()
         rec.menu_seconds = seconds_between(rec.answered_at, rec.menu_left_at)
-        counters = ctx.services.get("counters")
-        if counters is not None:
-            counters.menu_left()
-        handover = ctx.services.get("queue_entry")
-        if callable(handover):
-            nxt: State = handover(self.entity)
-            return nxt
+        ctx.emit("entity_chosen")
+        if self.deps.counters is not None:
+            self.deps.counters.menu_left()
+        if self.deps.handover is not None:
+            return self.deps.handover(self.entity)
         return Finish(Outcome.COMPLETED_IN_MENU.value,
                       prompts=["you-chose", f"entity-{self.entity}", "goodbye"])

@@ -27,9 +27,9 @@ from redis.exceptions import RedisError
 
 from ari_app.agents.pool import AgentPool, Offer
 from ari_app.config.models import HotlineConfig
+from ari_app.config.queue import QueueSettings
 from ari_app.logs import get_logger
 from ari_app.queue.routing import steps_for
-from ari_app.queue.settings import QueueSettings
 from ari_app.queue.waiting import WaitingQueues
 
 log = get_logger("dispatch")

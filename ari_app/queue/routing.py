@@ -10,7 +10,7 @@ from __future__ import annotations
 from ari_app.agents.pool import CandidateQuery
 from ari_app.agents.roster import entity_skills
 from ari_app.config.models import HotlineConfig
-from ari_app.queue.settings import QueueSettings
+from ari_app.config.queue import QueueSettings
 
 __all__ = ["CandidateQuery", "next_step_in", "settings_of", "steps_for"]
 

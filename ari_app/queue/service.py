@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from ari_app.agents.pool import AgentPool, AgentState
 from ari_app.agents.roster import Roster, entity_skills
 from ari_app.config.models import HotlineConfig
+from ari_app.config.queue import QueueSettings
 from ari_app.queue.dispatch import Dispatcher, OfferBox
 from ari_app.queue.estimate import WaitEstimator
-from ari_app.queue.settings import QueueSettings
 from ari_app.queue.waiting import WaitingQueues
 
 BUSY_OR_FREE = {AgentState.AVAILABLE, AgentState.OFFERED, AgentState.ON_CALL, AgentState.WRAPUP}

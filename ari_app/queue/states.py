@@ -1,4 +1,5 @@
-"""The queue's states: waiting with music and announcements, ringing an agent, talking.
+"""The queue's waiting state: music, position and wait announcements, the
+fallback when nobody can serve, and the hand-over to ringing an agent.
 
 Speed of answer runs from joining the queue to the agent's answer. A caller
 whose agent does not answer keeps their place at the head of the queue.
@@ -9,35 +10,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from redis.exceptions import RedisError
 
 from ari_app.agents.pool import Offer
-from ari_app.ari.client import AriError, Event
-from ari_app.calls.context import CallContext
-from ari_app.calls.machine import Finish, State, state_data
-from ari_app.calls.session import AriUnavailable, CallerGone
+from ari_app.ari.client import AriError
 from ari_app.config.models import Agent
-from ari_app.journey.menus import transfer_target
+from ari_app.config.queue import ToEntity
+from ari_app.interactions.context import CallContext
+from ari_app.interactions.machine import Finish, State
+from ari_app.interactions.model import Role
+from ari_app.interactions.session import AriUnavailable
 from ari_app.logs import get_logger
+from ari_app.queue.deps import QueueDeps
 from ari_app.queue.estimate import ABOUT_MINUTES, LESS_THAN_MINUTE, spoken_wait
-from ari_app.queue.service import QueueService
-from ari_app.queue.settings import ToEntity
-from ari_app.records.model import HangupBy, Outcome, QueueStint, seconds_between, utcnow
 from ari_app.records.model import Offer as OfferRecord
+from ari_app.records.model import Outcome, QueueStint, seconds_between, utcnow
 
 log = get_logger("queue")
 
 # Asterisk hang-up causes of an agent leg that never answered
 CAUSE_RESULT = {17: "busy", 21: "rejected", 19: "no_answer", 18: "no_answer", 20: "unreachable"}
-
-
-def _svc(ctx: CallContext) -> QueueService:
-    svc = ctx.services["queue"]
-    assert isinstance(svc, QueueService)
-    return svc
 
 
 def dial_string(own_site: str | None, agent: Agent) -> str:
@@ -47,12 +43,6 @@ def dial_string(own_site: str | None, agent: Agent) -> str:
         return f"PJSIP/{agent.endpoint}"
     return f"PJSIP/{agent.endpoint}@site-{agent.site}"
 
-
-def entry(entity: str) -> State:
-    """The hand-over from the menus."""
-    return Queued(entity=entity)
-
-
 @dataclass
 class Queued:
     entity: str
@@ -61,6 +51,7 @@ class Queued:
     transferred: bool = False
     name: ClassVar[str] = "queued"
     phase: ClassVar[str] = "queue"
+    deps: QueueDeps = field(repr=False, compare=False, kw_only=True)
 
     async def run(self, ctx: CallContext) -> State | None:
         try:
@@ -77,7 +68,7 @@ class Queued:
             return Finish(Outcome.NO_AGENT_FALLBACK.value, prompts=["no-agents", "goodbye"])
 
     async def _run(self, ctx: CallContext) -> State | None:
-        svc, s, rec = _svc(ctx), ctx.session, ctx.record
+        svc, s, rec = self.deps.svc, ctx.session, ctx.record
         settings = svc.settings
         first = self.arrival is None
         arrival = time.time() if self.arrival is None else self.arrival
@@ -85,11 +76,11 @@ class Queued:
         if first:
             rec.queue_joined_at = rec.queue_joined_at or utcnow()
             rec.queue.append(QueueStint(entity=self.entity, joined_at=utcnow()))
-            counters = ctx.services.get("counters")
-            if counters is not None and not self.transferred:
-                counters.queued_call(self.entity)
+            if self.deps.counters is not None and not self.transferred:
+                self.deps.counters.queued_call(self.entity)
+            ctx.emit("transferred" if self.transferred else "queued")
             # a restarted app must see the arrival time, to keep this caller's place
-            await ctx.store.checkpoint(s.call_id, self.name, state_data(self), rec)
+            await ctx.checkpoint(self)
             if not await svc.anyone_can_serve(self.entity, s.language):
                 return self._fallback(ctx, Outcome.NO_AGENT_FALLBACK, "no-agents")
         priority = settings.priority_for(self.entity) if self.priority is None else self.priority
@@ -135,11 +126,11 @@ class Queued:
                     svc.dispatcher.wake()
         assert offer is not None  # the loop above only leaves with an offer or a return
         return Ringing(entity=self.entity, agent=offer.agent.id, step=offer.step,
-                       arrival=arrival, priority=priority)
+                       arrival=arrival, priority=priority, deps=self.deps)
 
     async def _announce(self, ctx: CallContext, position: int, previous: float | None,
                         offer: asyncio.Future[Offer]) -> float | None:
-        svc, s = _svc(ctx), ctx.session
+        svc, s = self.deps.svc, ctx.session
         working, free = await svc.serving(self.entity, (s.language,))
         est = svc.estimator.estimate(self.entity, position, working, free, previous)
         media = ctx.media("queue-position", n=min(position, 999))
@@ -155,7 +146,7 @@ class Queued:
         return est
 
     def _fallback(self, ctx: CallContext, outcome: Outcome, prompt: str) -> State:
-        svc = _svc(ctx)
+        svc = self.deps.svc
         rule = svc.settings.fallback_for(self.entity)
         if ctx.record.queue:
             ctx.record.queue[-1].left_at = utcnow()
@@ -163,11 +154,19 @@ class Queued:
         if isinstance(rule, ToEntity) and rule.entity != self.entity and \
                 len(ctx.record.queue) < 3:
             ctx.record.entity_path = [*ctx.record.entity_path, rule.entity]
-            return Queued(entity=rule.entity)
+            return Queued(entity=rule.entity, deps=self.deps)
         message = getattr(rule, "prompt", prompt)
         known = ctx.prompts.names(ctx.language)
         names = [n for n in dict.fromkeys((prompt, message)) if n in known]
         return Finish(outcome.value, prompts=[*names, "goodbye"])
+
+
+
+    async def abandon(self, ctx: CallContext, channels: Mapping[str, Any]) -> None:
+        """The caller left while the app was away: give up their place."""
+        with contextlib.suppress(RedisError):
+            await self.deps.svc.waiting.remove(self.entity, ctx.interaction.id)
+        await self.deps.svc.dispatcher.wake_all()
 
 
 @dataclass
@@ -179,15 +178,17 @@ class Ringing:
     priority: int
     name: ClassVar[str] = "ringing"
     phase: ClassVar[str] = "queue"
+    deps: QueueDeps = field(repr=False, compare=False, kw_only=True)
 
     async def run(self, ctx: CallContext) -> State | None:
-        svc, s, rec = _svc(ctx), ctx.session, ctx.record
+        svc, s, rec = self.deps.svc, ctx.session, ctx.record
         agent = svc.pool.agents[self.agent]
-        leg = f"{s.call_id}-a{len(rec.offers) + 1}"
+        leg = ctx.interaction.new_id("a")
         offer_rec = OfferRecord(agent=agent.id, site=agent.site, at=utcnow(), result="ringing")
         rec.offers.append(offer_rec)
         t0 = time.monotonic()
-        ctx.services["router"].register(leg, s)
+        ctx.interaction.add_leg(Role.AGENT, leg, agent=agent.id)
+        await ctx.checkpoint(self)  # a restarted app must know which leg to hang up
         bridged = on_call = False
         try:
             await s.ari.originate(endpoint=dial_string(ctx.cfg.site, agent), channel_id=leg,
@@ -211,8 +212,9 @@ class Ringing:
             offer_rec.result = "agent_gone" if on_call else "failed"
             log.warning("queue.offer_failed", agent=agent.id, error=str(e), answered=on_call)
         finally:
+            ctx.emit("offered")
             if not bridged:
-                ctx.services["router"].unregister(leg)
+                ctx.interaction.drop_leg(Role.AGENT)
                 with contextlib.suppress(AriError, AriUnavailable):
                     await s.ari.hangup(leg)
                 if on_call:
@@ -225,7 +227,8 @@ class Ringing:
                 await svc.dispatcher.wake_all()
         log.info("queue.agent_missed", agent=agent.id, result=offer_rec.result)
         # the caller keeps the head of the queue: same arrival, same priority
-        return Queued(entity=self.entity, arrival=self.arrival, priority=self.priority)
+        return Queued(entity=self.entity, arrival=self.arrival, priority=self.priority,
+                      deps=self.deps)
 
     async def _await_answer(self, ctx: CallContext, leg: str, limit: float) -> str:
         deadline = time.monotonic() + limit
@@ -242,15 +245,17 @@ class Ringing:
                 return CAUSE_RESULT.get(int(ev.get("cause") or 0), "no_answer")
 
     async def _bridge(self, ctx: CallContext, agent_id: str, leg: str) -> State:
-        svc, s, rec = _svc(ctx), ctx.session, ctx.record
-        bridge = f"{s.call_id}-br{len(rec.offers)}"
+        svc, s, rec = self.deps.svc, ctx.session, ctx.record
+        bridge = ctx.interaction.new_id("br")
         # the agent's phone may transfer (REFER): the app, not Asterisk, decides where
         await s.ari.set_var(leg, "PJSIP_TRANSFER_HANDLING()", "ari-only")
         await s.ari.create_bridge(bridge, f"hotline-{s.call_id}")
+        ctx.interaction.add_bridge("main", bridge)
         await s.ari.stop_moh(s.channel_id)  # back to the queue's music if this fails
         try:
             await s.ari.add_to_bridge(bridge, [s.channel_id, leg])
         except AriError:
+            ctx.interaction.drop_bridge("main")
             with contextlib.suppress(AriError, AriUnavailable):
                 await s.ari.destroy_bridge(bridge)
             raise
@@ -266,85 +271,36 @@ class Ringing:
             rec.queue[-1].result = "answered"
         waited = time.time() - self.arrival
         svc.estimator.record_answer_wait(self.entity, waited)
-        counters = ctx.services.get("counters")
+        counters = self.deps.counters
         if counters is not None and rec.agent == agent.id and rec.agent_answered_at == now:
             counters.answered(rec.speed_of_answer or 0.0)
+        ctx.interaction.legs[Role.AGENT].status = "up"
+        ctx.emit("agent_answered")
         log.info("queue.answered", agent=agent.id, site=agent.site,
                  speed_of_answer=round(waited, 3), step=self.step)
-        return Talking(entity=self.entity, agent=agent_id, leg=leg, bridge=bridge,
-                       started=time.time())
+        return self.deps.connect(self.entity, agent_id, time.time())
+
+    async def resume(self, ctx: CallContext, channels: Mapping[str, Any]) -> State:
+        """The app restarted while the agent's phone rang: the caller goes back to
+        the head of the queue (same arrival), the ringing leg goes and the agent
+        is freed."""
+        leg = ctx.interaction.drop_leg(Role.AGENT)
+        if leg is not None:
+            with contextlib.suppress(AriError, AriUnavailable):
+                await ctx.session.ari.hangup(leg.channel_id)
+        if ctx.record.offers and ctx.record.offers[-1].result == "ringing":
+            ctx.record.offers[-1].result = "failed"
+        await self.deps.svc.pool.unoffer(self.agent, ctx.interaction.id)
+        await self.deps.svc.dispatcher.wake_all()
+        return Queued(entity=self.entity, arrival=self.arrival, priority=self.priority,
+                      deps=self.deps)
+
+    async def abandon(self, ctx: CallContext, channels: Mapping[str, Any]) -> None:
+        with contextlib.suppress(RedisError):
+            await self.deps.svc.waiting.remove(self.entity, ctx.interaction.id)
+        if ctx.record.offers and ctx.record.offers[-1].result == "ringing":
+            ctx.record.offers[-1].result = "caller_gone"
+        await self.deps.svc.pool.unoffer(self.agent, ctx.interaction.id)
+        await self.deps.svc.dispatcher.wake_all()
 
 
-@dataclass
-class Talking:
-    entity: str
-    agent: str
-    leg: str
-    bridge: str
-    started: float
-    name: ClassVar[str] = "talking"
-    phase: ClassVar[str] = "talk"
-
-    async def run(self, ctx: CallContext) -> State | None:
-        s, rec = ctx.session, ctx.record
-        rec.outcome = Outcome.ANSWERED
-        target: str | None = None
-        try:
-            while True:
-                ev = await s.event(None)
-                if ev is None:
-                    continue
-                if ev.get("type") == "ChannelTransfer":
-                    target = await self._transfer(ctx, ev)
-                    if target is not None:
-                        break
-                    continue
-                if (ev.get("channel") or {}).get("id") != self.leg:
-                    continue
-                if ev.get("type") in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"):
-                    rec.hangup_by = HangupBy.AGENT
-                    break
-        except CallerGone:
-            rec.hangup_by = rec.hangup_by or HangupBy.CALLER
-            raise
-        finally:
-            await self._clean_up(ctx)
-        if target is not None:
-            svc = _svc(ctx)
-            rec.entity, rec.sector = target, ctx.cfg.sector_of(target)
-            rec.entity_path = [*rec.entity_path, target]
-            return Queued(entity=target, transferred=True,
-                          priority=svc.settings.priority_for(target) +
-                          svc.settings.transfer_boost)
-        await s.hangup()
-        return None
-
-    async def _transfer(self, ctx: CallContext, ev: Event) -> str | None:
-        """A blind transfer from the agent's phone to a transfer code (8 + menu keys)."""
-        source = ((ev.get("referred_by") or {}).get("source_channel") or {}).get("id")
-        dest = str(((ev.get("refer_to") or {}).get("requested_destination") or {})
-                   .get("destination") or "")
-        code = dest.removeprefix("sip:").split("@", 1)[0]
-        target = transfer_target(ctx.cfg, code) if source == self.leg else None
-        with contextlib.suppress(AriError, AriUnavailable):
-            await ctx.session.ari.transfer_progress(
-                self.leg, "channel_answered" if target else "channel_declined")
-        log.info("queue.transfer", agent=self.agent, code=code, entity=target)
-        if target is not None and ctx.record.queue:
-            ctx.record.queue[-1].result = "transferred"
-        return target
-
-    async def _clean_up(self, ctx: CallContext) -> None:
-        svc, s, rec = _svc(ctx), ctx.session, ctx.record
-        talk = round(time.time() - self.started, 3)
-        rec.talk_seconds = round((rec.talk_seconds or 0.0) + talk, 3)
-        ctx.services["router"].unregister(self.leg)
-        with contextlib.suppress(AriError, AriUnavailable):
-            await s.ari.hangup(self.leg)
-        with contextlib.suppress(AriError, AriUnavailable):
-            await s.ari.destroy_bridge(self.bridge)
-        wrapup = svc.settings.wrapup_seconds
-        rec.wrapup_seconds = round((rec.wrapup_seconds or 0.0) + wrapup, 3)
-        await svc.pool.release(self.agent, wrapup, s.call_id)
-        svc.estimator.record_handle_time(self.entity, talk + wrapup)
-        await svc.dispatcher.wake_all()

@@ -19,12 +19,14 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from ari_app.records.events import RecordEvent
 from ari_app.records.model import CallRecord
 from ari_app.records.spool import Spool
 
 log = structlog.get_logger(__name__)
 
 RECORD_FIELD = "record"
+EVENT_FIELD = "event"
 DEFAULT_SPOOL = Path(os.environ.get("HOTLINE_SPOOL", "var/records.spool.jsonl"))
 
 
@@ -84,6 +86,30 @@ class RecordStream:
             log.error(
                 "record.lost_to_log", call_id=rec.call_id, error=repr(e), record=payload.decode()
             )
+            return Published.LOGGED
+
+    async def publish_events(self, events: list[RecordEvent]) -> Published:
+        """All of one interaction's events in one round trip (interim: the archive
+        side is being built)."""
+        if not events:
+            return Published.STREAM
+        payloads = [e.model_dump_json().encode() for e in events]
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self.redis.pipeline(transaction=False) as p:
+                    for payload in payloads:
+                        p.xadd(self.key, {EVENT_FIELD: payload})
+                    await p.execute()
+            return Published.STREAM
+        except (RedisError, OSError, TimeoutError) as e:
+            log.warning("record.stream_unavailable", call_id=events[0].call_id, error=repr(e))
+        try:
+            for payload in payloads:
+                await asyncio.to_thread(self.spool.append, payload)
+            return Published.SPOOL
+        except Exception as e:  # noqa: BLE001 - last resort: the log is the spool now
+            log.error("record.lost_to_log", call_id=events[0].call_id, error=repr(e),
+                      events=[p.decode() for p in payloads])
             return Published.LOGGED
 
     async def drain_spool(self) -> int:

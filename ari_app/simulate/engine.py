@@ -32,9 +32,9 @@ from collections.abc import Iterable, Sequence
 
 from ari_app.agents.pool import CandidateQuery
 from ari_app.config.models import Agent, HotlineConfig
+from ari_app.config.queue import QueueSettings
 from ari_app.queue.estimate import WaitEstimator, spoken_wait
 from ari_app.queue.routing import next_step_in, steps_for
-from ari_app.queue.settings import QueueSettings
 from ari_app.simulate.inputs import (
     DEFAULT_LANGUAGE_MIX,
     MARCH_2025_MENU_ONLY,

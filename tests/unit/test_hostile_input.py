@@ -82,7 +82,7 @@ def test_secrets_are_redacted_by_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_agi_lookup_with_hostile_environment_never_hangs_or_injects() -> None:
     """A caller id with quotes cannot add AGI commands; an endless environment is cut off."""
-    from ari_app.ami.agi import AgiServer
+    from ari_app.fastagi.server import AgiServer
 
     class _Store:
         async def remembered_language(self, caller: str) -> str | None:
@@ -128,8 +128,8 @@ def test_agi_lookup_with_hostile_environment_never_hangs_or_injects() -> None:
 def test_anonymous_policy() -> None:
     from pathlib import Path
 
-    from ari_app.ami.agi import AgiServer
     from ari_app.config.loader import load_config
+    from ari_app.fastagi.server import AgiServer
 
     cfg = load_config(Path(__file__).resolve().parents[2] / "config/hotline.yaml")
     allow = AgiServer(cfg.model_copy(update={"callers": cfg.callers.model_copy(

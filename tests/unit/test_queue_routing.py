@@ -6,8 +6,8 @@ import pytest
 
 from ari_app.agents.pool import CandidateQuery
 from ari_app.config.models import HotlineConfig
+from ari_app.config.queue import EntityQueue, QueueSettings, RoutingSteps, ToEntity
 from ari_app.queue.routing import next_step_in, steps_for
-from ari_app.queue.settings import EntityQueue, QueueSettings, RoutingSteps, ToEntity
 
 LANGS = [("ar", "1", "ar"), ("en", "2", "en"), ("ur", "3", "ur")]
 

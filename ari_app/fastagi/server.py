@@ -19,8 +19,8 @@ import re
 
 from panoramisk.fast_agi import Request
 
-from ari_app.calls.store import CallStore
 from ari_app.config.models import HotlineConfig
+from ari_app.interactions.store import CallStore
 from ari_app.logs import get_logger
 from ari_app.sanitize import clean_text
 

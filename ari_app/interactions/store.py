@@ -20,6 +20,9 @@ from ari_app.records.model import CallRecord
 
 log = get_logger("store")
 CHECKPOINT_TTL = 6 * 3600
+# bumped whenever what a checkpoint holds changes shape; recovery ends a call
+# whose checkpoint has another version instead of guessing at it
+CHECKPOINT_VERSION = 2
 
 
 class CallStore:
@@ -38,14 +41,18 @@ class CallStore:
         return self._k("lang", digest)
 
     async def checkpoint(self, call_id: str, state: str, data: dict[str, Any],
-                         record: CallRecord) -> None:
+                         record: CallRecord, interaction: dict[str, Any],
+                         recorder: dict[str, Any]) -> None:
         key = self._k("call", call_id)
         try:
             async with self.redis.pipeline(transaction=True) as p:
                 p.hset(key, mapping={
+                    "v": str(CHECKPOINT_VERSION),
                     "state": state,
                     "data": json.dumps(data, ensure_ascii=False),
                     "record": record.model_dump_json(),
+                    "interaction": json.dumps(interaction, ensure_ascii=False),
+                    "recorder": json.dumps(recorder, ensure_ascii=False),
                     "updated": f"{time.time():.3f}",
                 })
                 p.expire(key, CHECKPOINT_TTL)
@@ -66,14 +73,15 @@ class CallStore:
             log.warning("store.finish_failed", error=str(e))
 
     async def active_calls(self) -> dict[str, dict[str, str]]:
-        ids = await self.redis.smembers(self._k("calls", "active"))
-        out: dict[str, dict[str, str]] = {}
-        for raw in ids:
-            cid = raw.decode() if isinstance(raw, bytes) else str(raw)
-            h = await self.redis.hgetall(self._k("call", cid))
-            out[cid] = {(k.decode() if isinstance(k, bytes) else k):
-                        (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
-        return out
+        ids = [raw.decode() if isinstance(raw, bytes) else str(raw)
+               for raw in await self.redis.smembers(self._k("calls", "active"))]
+        async with self.redis.pipeline(transaction=False) as p:
+            for cid in ids:
+                p.hgetall(self._k("call", cid))
+            found = await p.execute()
+        return {cid: {(k.decode() if isinstance(k, bytes) else k):
+                      (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
+                for cid, h in zip(ids, found, strict=True)}
 
     async def remember_language(self, caller: str, lang: str, days: int) -> None:
         if not caller or days <= 0:

@@ -1,0 +1,1 @@
+"""A caller and an agent bridged: the conversation, blind and consult transfers."""

@@ -1,0 +1,19 @@
+"""What the conversation's states need, typed, built once at start-up (ari_app/app.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ari_app.interactions.machine import Counters, State
+from ari_app.queue.service import QueueService
+
+
+@dataclass(frozen=True)
+class TalkDeps:
+    svc: QueueService
+    counters: Counters | None
+    # back into a queue: (entity, priority, transferred) -> the queue's waiting state
+    requeue: Callable[[str, int, bool], State]
+    # the app name agent and consult legs are originated into
+    app_name: str = "hotline"

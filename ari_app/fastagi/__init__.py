@@ -1,0 +1,1 @@
+"""The FastAGI look-up the dialplan runs before Stasis."""

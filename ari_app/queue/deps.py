@@ -1,0 +1,18 @@
+"""What the queue's states need, typed, built once at start-up (ari_app/app.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ari_app.interactions.machine import Counters, State
+from ari_app.queue.service import QueueService
+
+
+@dataclass(frozen=True)
+class QueueDeps:
+    svc: QueueService
+    counters: Counters | None
+    # the caller and the agent are bridged: (entity, agent id, epoch start) -> the
+    # conversation's first state, from the package that owns conversations
+    connect: Callable[[str, str, float], State]
