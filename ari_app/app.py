@@ -27,6 +27,7 @@ from ari_app.ami.monitor import AmiMonitor
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
 from ari_app.config.models import HotlineConfig, resolve_secret
+from ari_app.conversation.consult import Consulting
 from ari_app.conversation.deps import TalkDeps
 from ari_app.conversation.states import Talking
 from ari_app.fastagi.server import AgiServer
@@ -127,12 +128,12 @@ class Hotline:
             return Queued(entity=entity, priority=priority, transferred=transferred,
                           deps=queue_deps)
 
-        talk_deps = TalkDeps(svc=self.queue, counters=self.counters, requeue=requeue,
+        def talk(entity: str, agent: str, started: float) -> State:
+            return Talking(entity=entity, agent=agent, started=started, deps=talk_deps)
+
+        talk_deps = TalkDeps(svc=self.queue, counters=self.counters, requeue=requeue, talk=talk,
                              app_name=self.cfg.ari.app)
-        queue_deps = QueueDeps(
-            svc=self.queue, counters=self.counters,
-            connect=lambda entity, agent, started: Talking(
-                entity=entity, agent=agent, started=started, deps=talk_deps))
+        queue_deps = QueueDeps(svc=self.queue, counters=self.counters, connect=talk)
         journey_deps = JourneyDeps(
             counters=self.counters,
             handover=lambda entity: Queued(entity=entity, deps=queue_deps))
@@ -140,7 +141,8 @@ class Hotline:
             registry.add(journey, journey_deps)
         for queue in (Queued, Ringing):
             registry.add(queue, queue_deps)
-        registry.add(Talking, talk_deps)
+        for conversation in (Talking, Consulting):
+            registry.add(conversation, talk_deps)
         registry.add(Finish)
         return registry, lambda: Answer(deps=journey_deps)
 
@@ -153,11 +155,13 @@ class Hotline:
             self._spawn(self._hangup_quietly(str((ev.get("channel") or {}).get("id"))),
                         "hangup-orphan")
             return
-        if self._calls is None or (self.draining and kind != "feature"):
+        if self._calls is None or (self.draining and kind not in ("feature", "transfer")):
             self._refuse(ev)
             return
         interaction = self.runner.new_interaction(ev)
-        if kind == "feature":
+        if kind in ("feature", "transfer"):
+            # a transfer code dialled directly (not REFERred during a call) is no
+            # citizen's call: refused with an error tone, and no call record
             self._track(self._spawn(self._feature(interaction, ev),
                                     f"feature-{interaction.id}"))
             return

@@ -124,6 +124,7 @@ class AgentPool:
         self._resume = reg(scripts.RESUME)
         self._reach = reg(scripts.REACH)
         self._take = reg(scripts.TAKE)
+        self._reserve = reg(scripts.RESERVE)
         self._answered = reg(scripts.ANSWERED)
         self._release = reg(scripts.RELEASE)
         self._missed = reg(scripts.MISSED)
@@ -213,6 +214,12 @@ class AgentPool:
             await self.unoffer(agent_id, call_id)
             return None
         return Offer(agent=agent, step=qs[idx - 1].step)
+
+    async def reserve(self, agent_id: str, call_id: str) -> bool:
+        """Reserve one named agent (available → offered) for `call_id`, if free."""
+        if agent_id not in self.agents:
+            return False
+        return bool(await self._run(self._reserve, agent_id, call_id))
 
     async def answered(self, agent_id: str, call_id: str) -> bool:
         """offered → on_call. False if the agent is no longer offered this call."""

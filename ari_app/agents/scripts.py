@@ -233,6 +233,20 @@ end
 return false
 """)
 
+# ARGV: B, id, call. One named agent, if free: a consult to a colleague or a
+# supervisor reserves them as TAKE would, so nobody else offers them meanwhile.
+RESERVE = _script(r"""
+local id, call = ARGV[2], ARGV[3]
+local now = now_ms()
+promote(now)
+local k = B .. 'agent:' .. id
+local st = redis.call('HMGET', k, 'state', 'reach')
+if st[1] ~= 'available' or st[2] == '0' then return 0 end
+index(id, nil)
+redis.call('HSET', k, 'state', 'offered', 'call', call, 'since', ms(now))
+return 1
+""")
+
 # ARGV: B, id, call
 ANSWERED = _script(r"""
 local id = ARGV[2]

@@ -186,11 +186,15 @@ class AriClient:
         await self._op("channels", "ring", missing_ok=True, channelId=channel_id)
 
     # -- bridges ------------------------------------------------------------
-    async def create_bridge(self, bridge_id: str, name: str) -> None:
-        await self._op("bridges", "createWithId", bridgeId=bridge_id, type="mixing", name=name)
+    async def create_bridge(self, bridge_id: str, name: str, kind: str = "mixing") -> None:
+        await self._op("bridges", "createWithId", bridgeId=bridge_id, type=kind, name=name)
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
         await self._op("bridges", "addChannel", bridgeId=bridge_id, channel=",".join(channel_ids))
+
+    async def remove_from_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self._op("bridges", "removeChannel", missing_ok=True, bridgeId=bridge_id,
+                       channel=",".join(channel_ids))
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self._op("bridges", "destroy", missing_ok=True, bridgeId=bridge_id)

@@ -277,6 +277,9 @@ class HotlineConfig(Strict):
         if self.site is not None and self.site not in site_ids:
             raise ValueError(f"site: unknown site {self.site!r}")
         problems = self.queue.problems(entity_ids, site_ids, set(codes))
+        agent_ids = {a.id for a in self.agents}
+        problems += [f"queue.supervisors: unknown agent {a!r}" for a in self.queue.supervisors
+                     if a not in agent_ids]
         if problems:
             raise ValueError("; ".join(problems))
         try:

@@ -78,6 +78,8 @@ class QueueSettings(_Strict):
         default=10, ge=1, le=99, description="added to a transferred caller's priority"
     )
     site_preference: Ident | None = None
+    # agents an agent reaches by consulting "0" (a supervisor), tried in order
+    supervisors: list[Ident] = Field(default_factory=list, max_length=100)
     fallback: Fallback = MessageAndHangup()
     entities: dict[Ident, EntityQueue] = Field(default_factory=dict)
 

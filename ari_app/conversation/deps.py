@@ -15,5 +15,7 @@ class TalkDeps:
     counters: Counters | None
     # back into a queue: (entity, priority, transferred) -> the queue's waiting state
     requeue: Callable[[str, int, bool], State]
+    # a conversation with an agent: (entity, agent id, epoch start) -> its state
+    talk: Callable[[str, str, float], State]
     # the app name agent and consult legs are originated into
     app_name: str = "hotline"

@@ -8,7 +8,6 @@ main), so recovery and the event router know them without any naming rule."""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,6 +17,7 @@ from redis.exceptions import RedisError
 from ari_app.ari.client import AriError, Event
 from ari_app.conversation.consult import start_consult
 from ari_app.conversation.deps import TalkDeps
+from ari_app.conversation.ending import end_conversation
 from ari_app.interactions.context import CallContext
 from ari_app.interactions.machine import State
 from ari_app.interactions.model import Role
@@ -60,6 +60,7 @@ class Talking:
                 if (ev.get("channel") or {}).get("id") != leg.channel_id:
                     continue
                 if kind == "ChannelDtmfReceived":
+                    log.debug("conversation.agent_key", digit=str(ev.get("digit", ""))[:1])
                     code = keys.press(str(ev.get("digit", "")))
                     if code is not None:
                         consult = start_consult(self, ctx, code)
@@ -102,24 +103,7 @@ class Talking:
         return target
 
     async def end(self, ctx: CallContext) -> None:
-        """The conversation is over: the agent's leg and the bridge go, the agent
-        enters wrap-up and the dispatcher looks for their next caller."""
-        svc, s, rec = self.deps.svc, ctx.session, ctx.record
-        talk = round(time.time() - self.started, 3)
-        rec.talk_seconds = round((rec.talk_seconds or 0.0) + talk, 3)
-        leg = ctx.interaction.drop_leg(Role.AGENT)
-        if leg is not None:
-            with contextlib.suppress(AriError, AriUnavailable):
-                await s.ari.hangup(leg.channel_id)
-        bridge = ctx.interaction.drop_bridge("main")
-        if bridge is not None:
-            with contextlib.suppress(AriError, AriUnavailable):
-                await s.ari.destroy_bridge(bridge)
-        wrapup = svc.settings.wrapup_seconds
-        rec.wrapup_seconds = round((rec.wrapup_seconds or 0.0) + wrapup, 3)
-        await svc.pool.release(self.agent, wrapup, s.call_id)
-        svc.estimator.record_handle_time(self.entity, talk + wrapup)
-        await svc.dispatcher.wake_all()
+        await end_conversation(ctx, self.deps, self.entity, self.agent, self.started)
 
     async def resume(self, ctx: CallContext, channels: Mapping[str, Any]) -> State:
         """A bridged call goes on through a restart; if the agent hung up meanwhile,

@@ -249,7 +249,9 @@ class Ringing:
         bridge = ctx.interaction.new_id("br")
         # the agent's phone may transfer (REFER): the app, not Asterisk, decides where
         await s.ari.set_var(leg, "PJSIP_TRANSFER_HANDLING()", "ari-only")
-        await s.ari.create_bridge(bridge, f"hotline-{s.call_id}")
+        # dtmf_events: the agent's keypad codes (consult) must reach the app, which a
+        # native RTP bridge between the two phones would carry past Asterisk's core
+        await s.ari.create_bridge(bridge, f"hotline-{s.call_id}", "mixing,dtmf_events")
         ctx.interaction.add_bridge("main", bridge)
         await s.ari.stop_moh(s.channel_id)  # back to the queue's music if this fails
         try:

@@ -151,5 +151,5 @@ def test_agent_blind_transfer_requeues_the_caller_for_another_entity(
     assert rec["entity_path"] == ["phcc", "moph"] and rec["entity"] == "moph"
     assert rec["language"] == "en"  # the same language in the second queue
     assert rec["agent"] == "a100" and rec["outcome"] == "answered"  # answered once
-    assert stack.log_lines(event="queue.transfer", agent="a100", entity="moph")
+    assert stack.log_lines(event="conversation.transfer", agent="a100", entity="moph")
     assert str(agents.status("a100").state) in ("wrapup", "available")

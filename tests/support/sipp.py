@@ -126,15 +126,38 @@ AGENT_MODES = {
     "refuse": ("refuse",),
     "no_answer": ("ringing", "no_answer"),
     "transfer": ("ringing", "answer_common", "send_refer"),
+    # keypad feature codes during the call, then the hotline hangs this phone up
+    "keys_then_wait_bye": ("ringing", "answer_common", "ack_only", "keys", "wait_bye_only"),
+    # keypad feature codes, then talk and hang up
+    "keys_then_hangup": ("ringing", "answer_common", "ack_keep_from", "keys", "bye_after_talk"),
 }
 
 
+def expand_keys(keys: str, workdir: Path) -> str:
+    """'p1500,*,2,8,1,1,#' -> pauses (pNNN ms) and one RFC 2833 pcap per key."""
+    out = []
+    presses = 0
+    for tok in [t.strip() for t in keys.split(",") if t.strip()]:
+        if tok.startswith("p") and tok[1:].isdigit():
+            out.append(f'  <pause milliseconds="{int(tok[1:])}"/>')
+            continue
+        if len(tok) != 1 or tok not in "0123456789*#":
+            raise ValueError(f"agent keys: {tok!r} is neither a key nor a pause pNNN")
+        pcap = write_digit_pcap(tok, presses, workdir)
+        presses += 1
+        out.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+                   '  <pause milliseconds="250"/>')
+    return "\n".join(out)
+
+
 def agent_scenario(mode: str, workdir: Path, ring_ms: int = 300, talk_ms: int = 2000,
-                   transfer_to: str = "800") -> Path:
+                   transfer_to: str = "800", keys: str = "") -> Path:
     blocks = _modes()
     body = "\n".join(blocks[b] for b in AGENT_MODES[mode])
     body = body.replace("@RING_MS@", str(ring_ms)).replace("@TALK_MS@", str(talk_ms))
     body = body.replace("@TRANSFER_TO@", transfer_to)
+    if "@KEYS@" in body:
+        body = body.replace("@KEYS@", expand_keys(keys, workdir))
     out = workdir / f"agent_{mode}.xml"
     out.write_text((SIPP_DIR / "agent.xml").read_text().replace("@MODE@", body))
     return out
@@ -163,7 +186,7 @@ class AgentPhone:
 
     def __init__(self, sip_port: int, endpoint: str, password: str, mode: str = "answer",
                  calls: int = 100, ring_ms: int = 300, talk_ms: int = 2000,
-                 transfer_to: str = "800") -> None:
+                 transfer_to: str = "800", keys: str = "") -> None:
         self.sip_port = sip_port
         self.endpoint = endpoint
         self.password = password
@@ -171,7 +194,7 @@ class AgentPhone:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"sipp-{endpoint}-"))
         self.port = free_udp_port()
         self.calls = calls
-        self.scenario = agent_scenario(mode, self.workdir, ring_ms, talk_ms, transfer_to)
+        self.scenario = agent_scenario(mode, self.workdir, ring_ms, talk_ms, transfer_to, keys)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _start(self) -> None:
@@ -206,3 +229,10 @@ class AgentPhone:
 
     def errors(self) -> str:
         return _read(self.workdir / "errors.log")
+
+    def messages(self) -> str:
+        """Every SIP message this phone sent and received (SIPp's -trace_msg)."""
+        try:
+            return (self.workdir / "messages.log").read_text(errors="replace")
+        except OSError:
+            return ""

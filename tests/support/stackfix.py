@@ -21,7 +21,8 @@ TEST_OVERRIDES: dict[str, Any] = {
     "callers": {"blocklist": ["97400000666"], "anonymous": "allow"},
     "queue": {"ring_timeout": 5, "wrapup_seconds": 2, "announce_first_after": 2,
               "announce_interval": 10, "max_wait": 90,
-              "routing": {"sector_after": 5, "fallback_language_after": 6}},
+              "routing": {"sector_after": 5, "fallback_language_after": 6},
+              "supervisors": ["a021"]},
 }
 
 
@@ -147,11 +148,11 @@ class Agents:
 
     def phone(self, agent_id: str, mode: str = "answer", talk_ms: int = 2000,
               ring_ms: int = 300, register: bool = True,
-              transfer_to: str = "800") -> AgentPhone:
+              transfer_to: str = "800", keys: str = "") -> AgentPhone:
         agent = next(a for a in self.cfg.agents if a.id == agent_id)
         pw = (self.sut.stack.dir / "secrets" / "agents" / f"{agent_id}.secret").read_text().strip()
         phone = AgentPhone(self.sut.sip_port, agent.endpoint, pw, mode=mode, talk_ms=talk_ms,
-                           ring_ms=ring_ms, transfer_to=transfer_to)
+                           ring_ms=ring_ms, transfer_to=transfer_to, keys=keys)
         self.phones[agent_id] = phone
         if register:
             phone.register()
