@@ -8,7 +8,7 @@ STACK   := $(BIN)/python scripts/stack.py
 SOUNDS  := build/sounds
 export HOTLINE_ROOTFS ?= /opt/hotline/rootfs
 
-.PHONY: help deps venv prompts run stop status demo test test-unit test-integration lint typecheck check clean
+.PHONY: help deps venv prompts run stop status demo test test-unit test-integration lint typecheck arch-check check clean
 
 help:
 	@echo "make demo   - install what is missing, start the stack, place SIPp calls, show them, stop"
@@ -48,13 +48,17 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# no import cycle between ari_app's subpackages, no module over 400 lines
+arch-check: venv
+	$(BIN)/python scripts/arch_check.py
+
 test-unit: venv
 	$(BIN)/pytest -m "not integration" -q
 
 test-integration: deps venv prompts
 	$(BIN)/pytest -m integration -q
 
-test: deps venv prompts lint typecheck
+test: deps venv prompts lint typecheck arch-check
 	$(BIN)/pytest -q
 
 clean:

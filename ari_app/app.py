@@ -221,7 +221,10 @@ class Hotline:
         """Interactions this app was driving before a restart or a lost connection."""
         await self._reconcile(client)
         known = {cid for i in self.router.interactions() for cid in i.channel_ids()}
-        await self.recovery.run(client, known, self._resume)
+        try:
+            await self.recovery.run(client, known, self._resume)
+        finally:
+            self.dispatcher.recovered.set()
 
     def _resume(self, interaction: Interaction, state: State, recorder: Recorder) -> None:
         if self._calls is not None:

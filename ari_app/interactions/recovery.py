@@ -118,6 +118,7 @@ class Recovery:
             hook = getattr(state, "resume", None)
             if hook is not None:
                 state = await hook(ctx, channels)
+            log.info("recovery.resume", was=cp["state"], now=state.name)
             resume(interaction, state, recorder)
             report.resumed.append(call_id)
             return

@@ -79,6 +79,9 @@ class Dispatcher:
         self._wake_channel = tag + ":wake"
         self._offer_channel = tag + ":offers:"
         self._wake = asyncio.Event()
+        # set once this instance has resumed the calls it drove before a restart:
+        # until then its waiting callers have no one to take an offer
+        self.recovered = asyncio.Event()
         self.offers = 0
         self.lost_races = 0
         self.lag: list[float] = []  # seconds from a wake to the offer, for the notes
@@ -104,6 +107,9 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._listen(stop), name="dispatch-listen")
+            while not stop.is_set() and not self.recovered.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.recovered.wait(), self.tick)
             pause = self.tick
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -189,7 +195,9 @@ class Dispatcher:
         await self._hand_back(call_id, offer)
 
     async def _hand_back(self, call_id: str, offer: Offer) -> None:
-        """Nobody is there to take the offer (the call ended meanwhile)."""
+        """Nobody is there to take the offer: the call ended meanwhile, or it is
+        between a restart and its recovery, whose waiting state joins the queue
+        again with its original arrival (so it keeps its place)."""
         await self.pool.unoffer(offer.agent.id, call_id)
         log.info("dispatch.offer_orphaned", call=call_id, agent=offer.agent.id)
         self._wake.set()
