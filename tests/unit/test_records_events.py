@@ -172,3 +172,17 @@ def test_a_version_1_archive_upgrades_in_place_and_takes_late_facts(tmp_path: Pa
         assert a.version() == 2 and a.count_events() == 5
         versions = a.db.execute("SELECT version FROM schema_version").fetchall()
         assert versions == [(1,), (2,)]
+
+
+def test_a_step_that_changed_nothing_is_kept_but_does_not_rewrite_the_row(
+    tmp_path: Path,
+) -> None:
+    events = as_call_emits(BY_ID["c6"])
+    last = events[-1]
+    idle = last.model_copy(update={"id": f"c6:{last.seq + 1}", "seq": last.seq + 1,
+                                   "kind": "menu", "data": {}})
+    with Archive(tmp_path / "a.sqlite3") as a:
+        a.add_events(events)
+        stored = a.add_events([idle])
+        assert (stored.new, stored.rows) == (1, 0)
+        assert a.count_events() == len(events) + 1
