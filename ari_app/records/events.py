@@ -165,12 +165,15 @@ def fold(events: list[RecordEvent]) -> CallRecord | None:
     return CallRecord.model_validate(state)
 
 
-def record_to_events(rec: CallRecord) -> list[RecordEvent]:
+def record_to_events(rec: CallRecord, dump: dict[str, Any] | None = None) -> list[RecordEvent]:
     """One event that carries a whole record: how a version 1 record (from an old
-    archive, an import or a spool line) joins the event history."""
-    return [RecordEvent(id=f"{rec.call_id}:0", call_id=rec.call_id, seq=0,
-                        at=rec.ended_at or rec.arrived_at, kind="record",
-                        data=diff({}, rec.model_dump(mode="json")))]
+    archive, an import or a spool line) joins the event history. `dump` is
+    rec.model_dump(mode="json") when the caller has it already."""
+    d = dump if dump is not None else rec.model_dump(mode="json")
+    # built from a valid record, so nothing to validate (bulk imports run this per record)
+    return [RecordEvent.model_construct(id=f"{rec.call_id}:0", call_id=rec.call_id, seq=0,
+                                        at=rec.ended_at or rec.arrived_at, kind="record",
+                                        source="call", data=diff({}, d))]
 
 
 def late_fact(call_id: str, kind: str, source: str, fields: dict[str, Any]) -> RecordEvent:

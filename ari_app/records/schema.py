@@ -157,13 +157,14 @@ def queue_seconds(rec: CallRecord) -> float | None:
     return seconds_between(rec.queue_joined_at, left or rec.ended_at)
 
 
-def _json(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def to_row(rec: CallRecord, archived_at: str) -> tuple[Any, ...]:
-    """The ALL_COLUMNS row of a record."""
-    d = rec.model_dump(mode="json")
+def to_row(
+    rec: CallRecord, archived_at: str, dump: dict[str, Any] | None = None
+) -> tuple[Any, ...]:
+    """The ALL_COLUMNS row of a record (`dump`: its model_dump(mode="json"), if at hand)."""
+    d = dump if dump is not None else rec.model_dump(mode="json")
     row: list[Any] = [_json(d[c]) if c in _JSON else d[c] for c in RECORD_COLUMNS]
     row += [int(is_answered(rec)), queue_seconds(rec), archived_at]
     return tuple(row)
