@@ -186,3 +186,11 @@ def test_a_step_that_changed_nothing_is_kept_but_does_not_rewrite_the_row(
         stored = a.add_events([idle])
         assert (stored.new, stored.rows) == (1, 0)
         assert a.count_events() == len(events) + 1
+
+
+def test_a_v1_record_after_its_late_fact_still_gets_it(tmp_path: Path) -> None:
+    rec = BY_ID["c2"].model_copy(update={"schema_version": 1})
+    with Archive(tmp_path / "a.sqlite3") as a:
+        a.add_events([tagged("c2", "enquiry")])
+        assert a.insert([rec]) == 1
+        assert row(a, "c2", "reason", "talk_seconds") == ("enquiry", 200.0)
