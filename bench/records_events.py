@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -69,7 +70,8 @@ def main() -> int:
     n = args.calls
     records = [CallRecord.model_validate(c) for c in clones(n, CALLS)]
     res: dict[str, Any] = {"calls": n, "tree": args.tree, "python": platform.python_version(),
-                           "machine": platform.machine(), "measured_at": utcnow()}
+                           "machine": platform.machine(), "cpus": os.cpu_count(),
+                           "measured_at": utcnow(), "loadavg_1m_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as d:
         v1_path = Path(d) / "v1.sqlite3"
         with Archive(v1_path) as a:
@@ -109,6 +111,7 @@ def main() -> int:
             res["migrate_seconds"] = migrate(Path(d) / "old.sqlite3", records)
             res["migrate_rows_per_second"] = round(n / res["migrate_seconds"])
 
+    res["loadavg_1m_end"] = os.getloadavg()[0]  # other work on the machine skews the rates
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     all_res = json.loads(out.read_text()) if out.exists() else {}

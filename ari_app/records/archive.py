@@ -41,6 +41,7 @@ from ari_app.records.schema import (
     SELECT_EVENTS_RANGE,
     SELECT_RANGE,
     UPSERT_CALL,
+    backfill_event_row,
     event_from_row,
     event_row,
     from_row,
@@ -147,10 +148,7 @@ class Archive:
         cols = ", ".join(RECORD_COLUMNS)
         cur = self.db.execute(f"SELECT {cols}, archived_at FROM calls")  # noqa: S608
         while rows := cur.fetchmany(_BACKFILL_BATCH):
-            self.db.executemany(
-                INSERT_EVENT,
-                [event_row(ev, row[-1]) for row in rows for ev in record_to_events(from_row(row))],
-            )
+            self.db.executemany(INSERT_EVENT, [backfill_event_row(row) for row in rows])
 
     def transaction(self) -> _Tx:
         return _Tx(self.db)

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ari_app.records.events import RecordEvent
+from ari_app.records.events import RecordEvent, diff
 from ari_app.records.model import CallRecord, Outcome, seconds_between
 
 SCHEMA_VERSION = 2
@@ -186,3 +186,13 @@ def event_from_row(row: Sequence[Any]) -> RecordEvent:
         id=row[0], call_id=row[1], seq=row[2], at=row[3], kind=row[4], source=row[5],
         data=json.loads(row[6]),
     )  # fmt: skip
+
+
+def backfill_event_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """The event 0 of a version 1 row (RECORD_COLUMNS then archived_at), as
+    `record_to_events` would make it, straight from the row: no validation, so
+    a row today's model would refuse cannot stop an archive's upgrade (its
+    call keeps its row; only a later fold of it would be refused)."""
+    d = {c: json.loads(row[i]) if c in _JSON else row[i] for i, c in enumerate(RECORD_COLUMNS)}
+    return (f"{d['call_id']}:0", d["call_id"], 0, d["ended_at"] or d["arrived_at"], "record",
+            "call", _json(diff({}, d)), row[-1])

@@ -163,6 +163,10 @@ def test_a_version_1_archive_upgrades_in_place_and_takes_late_facts(tmp_path: Pa
             "c1", "c4", "c8", "t1"]
         assert list(a.iter_range("2025-01-01", "2026-01-01")) == old  # nothing changed
         assert a.count_events() == 4  # each row got its event 0 ...
+        for rec in old:
+            (ev,) = a.events_of(rec.call_id)
+            assert ev.data == record_to_events(rec)[0].data and ev.id == f"{rec.call_id}:0"
+            assert fold([ev]) == rec
         assert a.db.execute("SELECT DISTINCT archived_at FROM events").fetchall() == [
             ("2025-03-31T00:00:00.000Z",)]  # ... archived when the row was
         a.add_events([tagged("c8", "no_answer_complaint")])
@@ -194,3 +198,18 @@ def test_a_v1_record_after_its_late_fact_still_gets_it(tmp_path: Path) -> None:
         a.add_events([tagged("c2", "enquiry")])
         assert a.insert([rec]) == 1
         assert row(a, "c2", "reason", "talk_seconds") == ("enquiry", 200.0)
+
+
+def test_a_row_todays_model_refuses_does_not_stop_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    v1_archive(path, [BY_ID["c1"], BY_ID["c2"]])
+    db = sqlite3.connect(path)
+    db.execute("UPDATE calls SET outcome = 'lost' WHERE call_id = 'c2'")  # SQLite took it once
+    db.commit()
+    db.close()
+    with Archive(path) as a:
+        assert a.version() == 2 and a.count_events() == 2 and a.count() == 2
+        with pytest.raises(FoldError, match="outcome"):  # only its own later fold is refused
+            a.add_events([tagged("c2", "enquiry")])
+        a.add_events([tagged("c1", "enquiry")])
+        assert row(a, "c1", "reason") == ("enquiry",)
