@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 RECORD_FIELD = "record"
 EVENT_FIELD = "event"
 _EVENT_LINE = b'{"' + EVENT_FIELD.encode() + b'":'
+_BARE_EVENT = b'{"v":'  # RecordEvent's JSON starts with its version; a record never does
 _DRAIN_CHUNK = 200
 DEFAULT_SPOOL = Path(os.environ.get("HOTLINE_SPOOL", "var/records.spool.jsonl"))
 
@@ -179,4 +180,6 @@ def spool_entry(line: bytes) -> tuple[str, bytes]:
     if line.startswith(_EVENT_LINE):
         body = line[len(_EVENT_LINE):]
         return EVENT_FIELD, body[:-1] if body.endswith(b"}") else body
+    if line.startswith(_BARE_EVENT):  # an event spooled bare by an interim build
+        return EVENT_FIELD, line
     return RECORD_FIELD, line

@@ -184,6 +184,8 @@ def test_spool_lines_say_what_they_hold() -> None:
     payload = call_events("e-3")[0].model_dump_json().encode()
     assert spool_entry(event_line(payload)) == ("event", payload)
     assert spool_entry(b'{"schema_version":1}') == ("record", b'{"schema_version":1}')
+    assert spool_entry(payload) == ("event", payload)  # spooled bare (an interim build did)
+    assert payload.startswith(b'{"v":2,')
     torn = event_line(payload)[:40]
     assert spool_entry(torn) == ("event", torn[len(b'{"event":'):])  # passed on for the dead letter
 
