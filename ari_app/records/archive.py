@@ -1,132 +1,98 @@
-"""The durable archive: one SQLite file, one row per call, first record per call_id wins.
+"""The durable archive: one SQLite file with every event of every call, and one
+`calls` row per call folded from them.
+
+Events are the truth; the `calls` row is their fold (records/events.py), kept
+up to date so reports stay plain SQL over one row per call. Storing events is
+idempotent by event id, and a call is folded again only when it gained an
+event it did not have, so every path (stream redelivery, spool drain, a second
+import) can repeat itself freely: a repeat adds no event and writes no row.
+A version 1 record is kept as its call's event 0 (`record_to_events`), so the
+first record per call_id still wins and a later late fact still folds onto it.
 
 WAL lets reports read while the archiver writes; synchronous=NORMAL in WAL
 mode can lose the last transactions on power loss but never corrupts the file,
 and the archiver only XACKs after commit, so at worst those entries are
-delivered again and re-inserted. `INSERT OR IGNORE` on the call_id primary key
-is what makes every path (stream redelivery, spool drain, import) idempotent.
-
-Two derived columns, `answered` and `queue_seconds`, are computed once at
-insert so reports are plain SQL sums over millions of rows; both are facts
-about the call, not report policy (docs/records.md).
+delivered again and stored again, which changes nothing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ari_app.records.model import CallRecord, Outcome, seconds_between, utcnow
+from pydantic import ValidationError
 
-SCHEMA_VERSION = 1
-
-# (column, SQL type). Order is the row order; every CallRecord field appears once.
-SCALAR_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("call_id", "TEXT NOT NULL PRIMARY KEY"),
-    ("schema_version", "INTEGER NOT NULL"),
-    ("app", "TEXT NOT NULL"),
-    ("channel_uniqueid", "TEXT NOT NULL"),
-    ("linkedid", "TEXT NOT NULL"),
-    ("caller", "TEXT NOT NULL"),
-    ("dialled", "TEXT NOT NULL"),
-    ("arrived_at", "TEXT NOT NULL"),
-    ("answered_at", "TEXT"),
-    ("menu_left_at", "TEXT"),
-    ("queue_joined_at", "TEXT"),
-    ("agent_answered_at", "TEXT"),
-    ("ended_at", "TEXT"),
-    ("language", "TEXT"),
-    ("language_source", "TEXT"),
-    ("entity", "TEXT"),
-    ("sector", "TEXT"),
-    ("menu_retries", "INTEGER NOT NULL"),
-    ("menu_seconds", "REAL"),
-    ("digits", "TEXT NOT NULL"),
-    ("agent", "TEXT"),
-    ("site", "TEXT"),
-    ("speed_of_answer", "REAL"),
-    ("talk_seconds", "REAL"),
-    ("wrapup_seconds", "REAL"),
-    ("hangup_by", "TEXT"),
-    ("outcome", "TEXT"),
-    ("failure", "TEXT"),
+from ari_app.records.events import RecordEvent, fold, problem, record_to_events
+from ari_app.records.model import CallRecord, utcnow
+from ari_app.records.schema import (
+    ALL_COLUMNS,
+    DERIVED_COLUMNS,
+    INSERT_EVENT,
+    JSON_COLUMNS,
+    MIGRATIONS,
+    RECORD_COLUMNS,
+    SCALAR_COLUMNS,
+    SCHEMA_VERSION,
+    SELECT_CALL,
+    SELECT_CALL_EVENTS,
+    SELECT_EVENTS_RANGE,
+    SELECT_RANGE,
+    UPSERT_CALL,
+    backfill_event_row,
+    event_from_row,
+    event_row,
+    from_row,
+    is_answered,
+    queue_seconds,
+    to_row,
 )
-JSON_COLUMNS: tuple[str, ...] = ("entity_path", "prompts", "queue", "offers")
-DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("answered", "INTEGER NOT NULL"),
-    ("queue_seconds", "REAL"),
-    ("archived_at", "TEXT NOT NULL"),
-)
-RECORD_COLUMNS = tuple(c for c, _ in SCALAR_COLUMNS) + JSON_COLUMNS
-ALL_COLUMNS = RECORD_COLUMNS + tuple(c for c, _ in DERIVED_COLUMNS)
 
-_DDL_V1 = [
-    "CREATE TABLE calls (\n  "
-    + ",\n  ".join(
-        [f"{c} {t}" for c, t in SCALAR_COLUMNS]
-        + [f"{c} TEXT NOT NULL DEFAULT '[]'" for c in JSON_COLUMNS]
-        + [f"{c} {t}" for c, t in DERIVED_COLUMNS]
-    )
-    + "\n)",
-    "CREATE INDEX calls_arrived ON calls(arrived_at)",
-    "CREATE INDEX calls_entity_arrived ON calls(entity, arrived_at)",
-    "CREATE INDEX calls_site_arrived ON calls(site, arrived_at)",
-    "CREATE INDEX calls_language_arrived ON calls(language, arrived_at)",
-    "CREATE INDEX calls_outcome_arrived ON calls(outcome, arrived_at)",
-]
-MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1}
+__all__ = [
+    "ALL_COLUMNS", "DERIVED_COLUMNS", "JSON_COLUMNS", "RECORD_COLUMNS", "SCALAR_COLUMNS",
+    "SCHEMA_VERSION", "Archive", "ArchiveError", "BadEvent", "FoldError", "Stored", "from_row",
+    "is_answered", "queue_seconds", "to_row",
+]  # fmt: skip
 
-# Column names below come from the constants above, never from input.
-_INSERT = (
-    f"INSERT OR IGNORE INTO calls ({', '.join(ALL_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join('?' * len(ALL_COLUMNS))})"
-)
-_SELECT_RANGE = (
-    f"SELECT {', '.join(RECORD_COLUMNS)} FROM calls "  # noqa: S608
-    "WHERE arrived_at >= ? AND arrived_at < ? ORDER BY arrived_at, call_id"
-)
+_BACKFILL_BATCH = 5000
 
 
 class ArchiveError(Exception):
     pass
 
 
-def is_answered(rec: CallRecord) -> bool:
-    """An agent picked the call up. Transferred calls count only if one did first."""
-    return rec.outcome == Outcome.ANSWERED or rec.agent_answered_at is not None
+class BadEvent(ValueError):
+    """An event no archive may keep (events.problem says why)."""
+
+    def __init__(self, event_id: str, reason: str) -> None:
+        super().__init__(f"event {event_id}: {reason}")
+        self.event_id = event_id
+        self.reason = reason
 
 
-def queue_seconds(rec: CallRecord) -> float | None:
-    """Time in queue before an agent answered or the call left the queue unanswered."""
-    if rec.queue_joined_at is None:
-        return None
-    if is_answered(rec):
-        if rec.speed_of_answer is not None:
-            return rec.speed_of_answer
-        return seconds_between(rec.queue_joined_at, rec.agent_answered_at)
-    left = next((q.left_at for q in reversed(rec.queue) if q.left_at), None)
-    return seconds_between(rec.queue_joined_at, left or rec.ended_at)
+class FoldError(ValueError):
+    """A call's events, with the new ones, do not fold into a valid record."""
+
+    def __init__(self, call_id: str, reason: str) -> None:
+        super().__init__(f"call {call_id}: events do not fold into a record: {reason}")
+        self.call_id = call_id
+        self.reason = reason
 
 
-def to_row(rec: CallRecord, archived_at: str) -> tuple[Any, ...]:
-    d = rec.model_dump(mode="json")
-    row: list[Any] = [d[c] for c, _ in SCALAR_COLUMNS]
-    row += [json.dumps(d[c], ensure_ascii=False, separators=(",", ":")) for c in JSON_COLUMNS]
-    row += [int(is_answered(rec)), queue_seconds(rec), archived_at]
-    return tuple(row)
+@dataclass
+class Stored:
+    new: int = 0  # events the archive did not have
+    duplicates: int = 0  # events it already had (redelivery, drain, a second import)
+    rows: int = 0  # `calls` rows written: a new call, or one a new event changed
+    waiting: int = 0  # calls whose events do not describe a call yet (arrival unseen)
 
-
-def from_row(row: Sequence[Any]) -> CallRecord:
-    """Rebuild the record from the RECORD_COLUMNS prefix of a row."""
-    d: dict[str, Any] = {c: row[i] for i, (c, _) in enumerate(SCALAR_COLUMNS)}
-    base = len(SCALAR_COLUMNS)
-    for j, c in enumerate(JSON_COLUMNS):
-        d[c] = json.loads(row[base + j])
-    return CallRecord.model_validate(d)
+    def add(self, other: Stored) -> None:
+        self.new += other.new
+        self.duplicates += other.duplicates
+        self.rows += other.rows
+        self.waiting += other.waiting
 
 
 class Archive:
@@ -157,7 +123,7 @@ class Archive:
         row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
 
-    def _migrate(self) -> None:
+    def _migrate(self, upto: int = SCHEMA_VERSION) -> None:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS schema_version "
             "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
@@ -167,25 +133,106 @@ class Archive:
             raise ArchiveError(
                 f"{self.path}: archive schema {have} is newer than this program ({SCHEMA_VERSION})"
             )
-        for v in range(have + 1, SCHEMA_VERSION + 1):
+        for v in range(have + 1, upto + 1):
             with self.transaction():
                 for stmt in MIGRATIONS[v]:
                     self.db.execute(stmt)
+                if v == 2:
+                    self._backfill_events()
                 self.db.execute("INSERT INTO schema_version VALUES (?, ?)", (v, utcnow()))
+
+    def _backfill_events(self) -> None:
+        """Version 1 kept only rows: give each its event 0, so a late fact can fold onto it.
+
+        The event carries the row's own archived_at: it was archived then."""
+        cols = ", ".join(RECORD_COLUMNS)
+        cur = self.db.execute(f"SELECT {cols}, archived_at FROM calls")  # noqa: S608
+        while rows := cur.fetchmany(_BACKFILL_BATCH):
+            self.db.executemany(INSERT_EVENT, [backfill_event_row(row) for row in rows])
 
     def transaction(self) -> _Tx:
         return _Tx(self.db)
 
+    # -- writing --------------------------------------------------------------
+
     def insert(self, records: Iterable[CallRecord]) -> int:
-        """Insert in one transaction; return how many were new (the rest were duplicates)."""
-        now = utcnow()
+        """Store version 1 records in one transaction; return how many were new."""
         with self.transaction():
-            return self.insert_in_tx(records, now)
+            return self.insert_in_tx(records, utcnow())
 
     def insert_in_tx(self, records: Iterable[CallRecord], archived_at: str) -> int:
-        before = self.db.total_changes
-        self.db.executemany(_INSERT, (to_row(r, archived_at) for r in records))
-        return self.db.total_changes - before
+        new = 0
+        for rec in records:
+            dump = rec.model_dump(mode="json")
+            (ev,) = record_to_events(rec, dump)
+            if not self.db.execute(INSERT_EVENT, event_row(ev, archived_at)).rowcount:
+                continue  # the first record per call_id wins
+            new += 1
+            if self._only_event(rec.call_id):
+                # The usual case (a v1 record alone): its fold is the record
+                # itself (tested), so skip reading it back and folding it.
+                self.db.execute(UPSERT_CALL, to_row(rec, archived_at, dump))
+            else:
+                self._refold(rec.call_id, archived_at)
+        return new
+
+    def _only_event(self, call_id: str) -> bool:
+        cur = self.db.execute("SELECT COUNT(*) FROM events WHERE call_id = ?", (call_id,))
+        return int(cur.fetchone()[0]) == 1
+
+    def add_events(self, events: Iterable[RecordEvent]) -> Stored:
+        """Store events and re-fold their calls, all in one transaction."""
+        with self.transaction():
+            return self.add_events_in_tx(events, utcnow())
+
+    def add_events_in_tx(self, events: Iterable[RecordEvent], archived_at: str) -> Stored:
+        """Keep the events not seen before, then re-fold every call that gained one.
+
+        Raises BadEvent for an event no archive may keep, and FoldError when a
+        call's events no longer fold into a valid record; the caller's
+        transaction must then be rolled back."""
+        out = Stored()
+        touched: dict[str, None] = {}
+        for ev in events:
+            why = problem(ev)
+            if why is not None:
+                raise BadEvent(ev.id, why)
+            if self.db.execute(INSERT_EVENT, event_row(ev, archived_at)).rowcount:
+                out.new += 1
+                touched[ev.call_id] = None
+            else:
+                out.duplicates += 1
+        for call_id in touched:
+            written = self._refold(call_id, archived_at)
+            if written is None:
+                out.waiting += 1
+            else:
+                out.rows += written
+        return out
+
+    def _refold(self, call_id: str, archived_at: str) -> int | None:
+        """Fold all of a call's events into its row: 1 if written, 0 if unchanged,
+        None while they do not describe a call yet."""
+        events = self.events_of(call_id)
+        try:
+            rec = fold(events)
+        except ValidationError as e:
+            raise FoldError(call_id, _reason(e)) from e
+        if rec is None:
+            return None
+        if rec.call_id != call_id:
+            raise FoldError(call_id, f"the events name another call, {rec.call_id!r}")
+        row = to_row(rec, archived_at)
+        old = self.db.execute(SELECT_CALL, (call_id,)).fetchone()
+        if old is not None and tuple(old) == row[:-1]:
+            return 0
+        self.db.execute(UPSERT_CALL, row)
+        return 1
+
+    # -- reading --------------------------------------------------------------
+
+    def events_of(self, call_id: str) -> list[RecordEvent]:
+        return [event_from_row(r) for r in self.db.execute(SELECT_CALL_EVENTS, (call_id,))]
 
     def has(self, call_id: str) -> bool:
         row = self.db.execute("SELECT 1 FROM calls WHERE call_id = ?", (call_id,)).fetchone()
@@ -194,14 +241,30 @@ class Archive:
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
+    def count_events(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
     def iter_range(self, start_utc: str, end_utc: str) -> Iterator[CallRecord]:
         """Records with start_utc <= arrived_at < end_utc, oldest first."""
-        cur = self.db.execute(_SELECT_RANGE, (start_utc, end_utc))
-        for row in cur:
+        for row in self.db.execute(SELECT_RANGE, (start_utc, end_utc)):
             yield from_row(row)
+
+    def iter_events(self, start_utc: str, end_utc: str) -> Iterator[RecordEvent]:
+        """The events of the calls with start_utc <= arrived_at < end_utc: calls
+        oldest first, each call's events in fold order."""
+        for row in self.db.execute(SELECT_EVENTS_RANGE, (start_utc, end_utc)):
+            yield event_from_row(row)
 
     def optimize(self) -> None:
         self.db.execute("PRAGMA optimize")
+
+
+def _reason(e: ValidationError) -> str:
+    parts = []
+    for x in e.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in x["loc"]) or "(record)"
+        parts.append(f"{where}: {x['msg']}")
+    return "; ".join(parts)
 
 
 class _Tx:

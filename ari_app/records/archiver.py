@@ -1,15 +1,20 @@
-"""Move records from the Redis stream into the SQLite archive, losing none.
+"""Move record events and records from the Redis stream into the SQLite archive,
+losing none.
 
-Delivery is at-least-once: entries are XACKed only after the SQLite commit,
-so a crash between the two re-delivers them and `INSERT OR IGNORE` drops the
-repeat. A consumer that dies leaves entries pending; any live archiver takes
-them over with XAUTOCLAIM once they have idled `claim_idle_ms`.
+An entry holds one event (field `event`, records/events.py) or one whole
+version 1 record (field `record`, kept as its call's event 0). Delivery is
+at-least-once: entries are XACKed only after the SQLite commit, so a crash
+between the two re-delivers them, and the archive keeps each event once: a
+repeat adds no event and rewrites no row. A consumer that dies leaves entries
+pending; any live archiver takes them over with XAUTOCLAIM once they have
+idled `claim_idle_ms`.
 
-An entry that can never be archived (not JSON, not a valid CallRecord, or
-refused by SQLite on its own) is copied to the dead-letter stream with the
-reason and then acked, so it is kept for a human but never blocks the stream.
-Failures of Redis or of the disk as a whole are not the entry's fault: those
-entries stay pending and the loop retries with backoff.
+An entry that can never be archived (not JSON, not a valid event or record,
+an event the archive must refuse, events that no longer fold into a valid
+record, or a row SQLite refuses on its own) is copied to the dead-letter
+stream with the reason and then acked, so it is kept for a human but never
+blocks the stream. Failures of Redis or of the disk as a whole are not the
+entry's fault: those entries stay pending and the loop retries with backoff.
 
 Acked entries older than `retain_seconds` are trimmed so the stream does not
 grow forever; trimming never passes an entry some group has yet to ack.
@@ -31,9 +36,10 @@ import structlog
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
-from ari_app.records.archive import Archive
+from ari_app.records.archive import Archive, Stored
+from ari_app.records.events import RecordEvent, problem, record_to_events
 from ari_app.records.model import CallRecord, utcnow
-from ari_app.records.stream import RECORD_FIELD, dead_key, records_key
+from ari_app.records.stream import EVENT_FIELD, RECORD_FIELD, dead_key, records_key
 
 log = structlog.get_logger(__name__)
 
@@ -44,8 +50,9 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 @dataclass
 class Stats:
-    archived: int = 0
-    duplicates: int = 0
+    archived: int = 0  # entries whose event (or v1 record) was new
+    duplicates: int = 0  # entries the archive already had
+    rows: int = 0  # calls rows written (new calls, and calls a new event changed)
     dead: int = 0
     claimed: int = 0
     errors: int = 0
@@ -130,65 +137,66 @@ class Archiver:
     # -- handling -------------------------------------------------------------
 
     async def _handle(self, entries: list[Entry]) -> None:
-        good: list[tuple[bytes, CallRecord]] = []
+        good: list[tuple[bytes, dict[bytes, bytes], list[RecordEvent]]] = []
         dead: list[tuple[bytes, dict[bytes, bytes], str]] = []
         for eid, fields in entries:
-            reason, rec = decode(fields)
-            if rec is None:
+            reason, events = decode(fields)
+            if events is None:
                 dead.append((eid, fields, reason))
             else:
-                good.append((eid, rec))
-        inserted, refused = await asyncio.to_thread(self._store, [r for _, r in good])
+                good.append((eid, fields, events))
+        stored, refused = await asyncio.to_thread(self._store, [evs for _, _, evs in good])
         for idx, why in refused:
-            eid, rec = good[idx]
-            fields = {RECORD_FIELD.encode(): rec.model_dump_json().encode()}
-            dead.append((eid, fields, f"sqlite refused: {why}"))
+            eid, fields, _ = good[idx]
+            dead.append((eid, fields, f"refused by the archive: {why}"))
         for eid, fields, reason in dead:
             await self._dead_letter(eid, fields, reason)
         await self.redis.xack(self.key, GROUP, *[eid for eid, _ in entries])
-        stored = len(good) - len(refused)
-        self.stats.archived += inserted
-        self.stats.duplicates += stored - inserted
+        self.stats.archived += stored.new
+        self.stats.duplicates += stored.duplicates
+        self.stats.rows += stored.rows
         self.stats.dead += len(dead)
         self.stats.batches += 1
-        log.debug("archiver.batch", entries=len(entries), inserted=inserted, dead=len(dead))
+        log.debug("archiver.batch", entries=len(entries), new=stored.new, rows=stored.rows,
+                  waiting=stored.waiting, dead=len(dead))
 
-    def _store(self, recs: list[CallRecord]) -> tuple[int, list[tuple[int, str]]]:
-        """Insert the batch; if SQLite refuses it, find the records it refuses alone.
+    def _store(self, batch: list[list[RecordEvent]]) -> tuple[Stored, list[tuple[int, str]]]:
+        """Store the batch; if the archive refuses it, find the entries it refuses alone.
 
-        OperationalError (locked, disk full, I/O) is about the database, not a
-        record: it propagates so nothing is acked and the batch is retried.
+        OperationalError (locked, disk full, I/O) is about the database, not an
+        entry: it propagates so nothing is acked and the batch is retried.
         """
-        if not recs:
-            return 0, []
+        if not batch:
+            return Stored(), []
         try:
-            return self.archive.insert(recs), []
+            return self.archive.add_events(ev for evs in batch for ev in evs), []
         except sqlite3.OperationalError:
             raise
         except (sqlite3.Error, ValueError, TypeError):
-            pass  # some record in the batch is at fault: find which, one by one
-        inserted = 0
+            pass  # some entry in the batch is at fault: find which, one by one
+        stored = Stored()
         refused: list[tuple[int, str]] = []
-        for i, r in enumerate(recs):
+        for i, evs in enumerate(batch):
             try:
-                inserted += self.archive.insert([r])
+                stored.add(self.archive.add_events(evs))
             except sqlite3.OperationalError:
                 raise
             except (sqlite3.Error, ValueError, TypeError) as e:
-                refused.append((i, repr(e)))
-        return inserted, refused
+                refused.append((i, str(e) if isinstance(e, ValueError) else repr(e)))
+        return stored, refused
 
     async def _dead_letter(self, eid: bytes, fields: dict[bytes, bytes], reason: str) -> None:
-        raw = fields.get(RECORD_FIELD.encode())
         entry: dict[str, bytes | str] = {
             "id": eid,
             "reason": reason,
             "consumer": self.consumer,
             "at": utcnow(),
         }
-        if raw is not None:
-            entry[RECORD_FIELD] = raw
-        others = {k: v for k, v in fields.items() if k != RECORD_FIELD.encode()}
+        ours = (RECORD_FIELD.encode(), EVENT_FIELD.encode())
+        for name in ours:  # the original bytes, kept for a human
+            if name in fields:
+                entry[name.decode()] = fields[name]
+        others = {k: v for k, v in fields.items() if k not in ours}
         if others:
             entry["other_fields"] = repr(others)
         await self.redis.xadd(self.dead_key, entry)  # type: ignore[arg-type]
@@ -256,18 +264,36 @@ def _entries(resp: Any) -> list[Entry]:
     return out
 
 
-def decode(fields: dict[bytes, bytes]) -> tuple[str, CallRecord | None]:
-    raw = fields.get(RECORD_FIELD.encode())
-    if raw is None:
-        return (f"no '{RECORD_FIELD}' field (entry deleted or malformed)", None)
+def decode(fields: dict[bytes, bytes]) -> tuple[str, list[RecordEvent] | None]:
+    """The events an entry carries (a v1 record becomes its event 0), or why none."""
+    raw_rec = fields.get(RECORD_FIELD.encode())
+    raw_ev = fields.get(EVENT_FIELD.encode())
+    if raw_rec is not None and raw_ev is not None:
+        return (f"both a '{RECORD_FIELD}' and an '{EVENT_FIELD}' field: which one is meant?", None)
+    if raw_ev is not None:
+        try:
+            ev = RecordEvent.model_validate_json(raw_ev)
+        except ValidationError as e:
+            return ("invalid event: " + _errors(e), None)
+        except (ValueError, UnicodeDecodeError) as e:
+            return (f"undecodable: {e}", None)
+        why = problem(ev)
+        return (f"bad event: {why}", None) if why else ("", [ev])
+    if raw_rec is None:
+        return (f"no '{RECORD_FIELD}' field nor '{EVENT_FIELD}' field "
+                "(entry deleted or malformed)", None)
     try:
-        return ("", CallRecord.model_validate_json(raw))
+        return ("", record_to_events(CallRecord.model_validate_json(raw_rec)))
     except ValidationError as e:
-        first = e.errors(include_url=False)[:5]
-        parts = [f"{'.'.join(str(p) for p in x['loc']) or '(record)'}: {x['msg']}" for x in first]
-        return ("invalid record: " + "; ".join(parts), None)
+        return ("invalid record: " + _errors(e), None)
     except (ValueError, UnicodeDecodeError) as e:
         return (f"undecodable: {e}", None)
+
+
+def _errors(e: ValidationError) -> str:
+    first = e.errors(include_url=False)[:5]
+    return "; ".join(f"{'.'.join(str(p) for p in x['loc']) or '(entry)'}: {x['msg']}"
+                     for x in first)
 
 
 async def run(

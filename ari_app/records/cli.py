@@ -14,6 +14,7 @@ import signal
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TextIO
 
 from ari_app.records.archive import Archive, ArchiveError
 
@@ -58,13 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ex.add_argument("--from", dest="date_from", type=_date, required=True, help="first day")
     ex.add_argument("--to", dest="date_to", type=_date, required=True, help="last day (inclusive)")
     ex.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    ex.add_argument("--events", action="store_true",
+                    help="write the calls' events (JSONL) instead of their folded records")
     ex.add_argument("--out", help="file to write (default: standard output)")
     ex.add_argument("--tz", default=default_tz(), help="time zone of the dates (env HOTLINE_TZ)")
     ex.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
     ex.set_defaults(func=cmd_export)
 
-    im = rsub.add_parser("import", help="import a JSONL file of records, all or nothing")
-    im.add_argument("file", help="records, one JSON object a line")
+    im = rsub.add_parser("import", help="import a JSONL file of records or events, all or nothing")
+    im.add_argument("file", help="records (schema 1 or 2) and/or events, one JSON object a line")
     im.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
     im.set_defaults(func=cmd_import)
 
@@ -78,11 +81,14 @@ def _err(msg: str) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ari_app.records.io import export
+    from ari_app.records.io import export, export_events
     from ari_app.reports.compute import Period
 
     if args.date_to < args.date_from:
         _err("--to is before --from")
+        return 2
+    if args.events and args.format != "jsonl":
+        _err("--events writes JSONL only (one event a line); drop --format csv")
         return 2
     if not Path(args.db).exists():
         _err(f"{args.db}: no archive there")
@@ -93,17 +99,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as e:
         _err(f"unknown time zone {args.tz!r}: {e}")
         return 2
+    def write(archive: Archive, out: TextIO) -> int:
+        if args.events:
+            return export_events(archive, start, end, out)
+        return export(archive, start, end, args.format, out)
+
     try:
         with Archive(args.db) as archive:
             if args.out:
                 with open(args.out, "w", encoding="utf-8", newline="") as f:
-                    n = export(archive, start, end, args.format, f)
+                    n = write(archive, f)
             else:
-                n = export(archive, start, end, args.format, sys.stdout)
+                n = write(archive, sys.stdout)
     except (ArchiveError, OSError) as e:
         _err(str(e))
         return 1
-    print(f"exported {n} records", file=sys.stderr)
+    print(f"exported {n} {'events' if args.events else 'records'}", file=sys.stderr)
     return 0
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ari_app.records.model import CallRecord, utcnow
+from ari_app.records.model import CallRecord, parse_iso, utcnow
 
 EVENT_VERSION = 2
 LIST_FIELDS = ("entity_path", "prompts", "queue", "offers", "consults")
@@ -53,6 +53,59 @@ class RecordEvent(BaseModel):
     kind: str = Field(min_length=1, max_length=40)
     source: str = Field("call", max_length=40)
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+RECORD_FIELDS = frozenset(CallRecord.model_fields)
+_PATCH_KEYS = frozenset({"set", "lists"})
+
+
+def problem(ev: RecordEvent) -> str | None:
+    """Why an archive must refuse this event, or None when it may keep it.
+
+    The archive keeps events forever and folds them again whenever the call
+    gets a new one, so anything that would make a later fold fail or lie is
+    refused at the door: an id that does not match the call and sequence
+    (dedup would be wrong), a patch of unknown shape or fields, a late fact
+    that touches what only the call sets."""
+    if ev.v != EVENT_VERSION:
+        return f"event version {ev.v}, this program reads {EVENT_VERSION}"
+    if ev.source == "call":
+        if ev.id != f"{ev.call_id}:{ev.seq}":
+            return f"id {ev.id!r}: a call's own event must be '{{call_id}}:{{seq}}'"
+    else:
+        if not ev.id.startswith(f"{ev.call_id}:{ev.source}:"):
+            return f"id {ev.id!r}: a late fact's id must start '{{call_id}}:{{source}}:'"
+        try:  # late facts fold in the order of `at`
+            parse_iso(ev.at)
+        except ValueError:
+            return f"at: not an ISO time: {ev.at!r}"
+    extra = set(ev.data) - _PATCH_KEYS
+    if extra:
+        return f"data: unknown keys {sorted(extra)} (only 'set' and 'lists')"
+    sets = ev.data.get("set") or {}
+    lists = ev.data.get("lists") or {}
+    if not isinstance(sets, dict) or not isinstance(lists, dict):
+        return "data: 'set' and 'lists' must be objects"
+    unknown = (set(sets) | set(lists)) - RECORD_FIELDS
+    if sets.get("call_id", ev.call_id) != ev.call_id:
+        return f"data: sets call_id {sets['call_id']!r} on an event of call {ev.call_id!r}"
+    if unknown:
+        return f"data: not record fields {sorted(unknown)}"
+    misplaced = (set(sets) & set(LIST_FIELDS)) | (set(lists) - set(LIST_FIELDS))
+    if misplaced:
+        return f"data: {sorted(misplaced)} in the wrong part ('lists' is for {list(LIST_FIELDS)})"
+    for key, change in lists.items():
+        if (not isinstance(change, dict) or set(change) - {"from", "items"}
+                or not isinstance(change.get("from", 0), int) or change.get("from", 0) < 0
+                or not isinstance(change.get("items", []), list)):
+            return f"data.lists.{key}: must be {{\"from\": n >= 0, \"items\": [...]}}"
+    if ev.source != "call":
+        if lists:
+            return f"a late {ev.kind!r} event may not change lists {sorted(lists)}"
+        bad = set(sets) - LATE_FIELDS
+        if bad:
+            return f"a late {ev.kind!r} event may not set {sorted(bad)}"
+    return None
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -112,12 +165,15 @@ def fold(events: list[RecordEvent]) -> CallRecord | None:
     return CallRecord.model_validate(state)
 
 
-def record_to_events(rec: CallRecord) -> list[RecordEvent]:
+def record_to_events(rec: CallRecord, dump: dict[str, Any] | None = None) -> list[RecordEvent]:
     """One event that carries a whole record: how a version 1 record (from an old
-    archive, an import or a spool line) joins the event history."""
-    return [RecordEvent(id=f"{rec.call_id}:0", call_id=rec.call_id, seq=0,
-                        at=rec.ended_at or rec.arrived_at, kind="record",
-                        data=diff({}, rec.model_dump(mode="json")))]
+    archive, an import or a spool line) joins the event history. `dump` is
+    rec.model_dump(mode="json") when the caller has it already."""
+    d = dump if dump is not None else rec.model_dump(mode="json")
+    # built from a valid record, so nothing to validate (bulk imports run this per record)
+    return [RecordEvent.model_construct(id=f"{rec.call_id}:0", call_id=rec.call_id, seq=0,
+                                        at=rec.ended_at or rec.arrived_at, kind="record",
+                                        source="call", data=diff({}, d))]
 
 
 def late_fact(call_id: str, kind: str, source: str, fields: dict[str, Any]) -> RecordEvent:

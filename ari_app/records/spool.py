@@ -1,15 +1,16 @@
 """A local append-only file that holds records while Redis cannot take them.
 
-Each record is one JSON line, written with a single write() on an O_APPEND
-descriptor and fsync'd before `append` returns, so a record the app was told
-is "spooled" survives a power cut. A crash in the middle of a write can leave
-a torn last line; draining passes every line on verbatim and the archiver
-sends anything undecodable to the dead-letter stream, so even that is kept.
+Each record or event is one JSON line (records/stream.py says which is which),
+written with a single write() on an O_APPEND descriptor and fsync'd before
+`append` returns, so a record the app was told is "spooled" survives a power
+cut. A crash in the middle of a write can leave a torn last line; draining
+passes every line on verbatim and the archiver sends anything undecodable to
+the dead-letter stream, so even that is kept.
 
 Draining first renames the spool aside (atomically), so records appended
 while a drain is running land in a fresh file and are never truncated away.
 A drain that fails part-way leaves its file in place and the next drain sends
-it again from the top: the archive ignores call ids it already has.
+it again from the top: the archive keeps each event (and v1 record) once.
 
 Several processes may share one spool (app instances whose configs sit in one
 folder): appends and the rename aside also hold an flock on `<spool>.lock`,
@@ -57,6 +58,24 @@ class Spool:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
                 os.write(fd, line + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def append_many(self, lines: list[bytes]) -> None:
+        """Append several lines with one write and one fsync (a call's events)."""
+        if any(b"\n" in line for line in lines):
+            raise ValueError("a spool line must not contain a newline")
+        if not lines:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = b"".join(line + b"\n" for line in lines)
+        with self._exclusive():
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                view = memoryview(data)
+                while view:  # a regular file takes it in one go; never leave half
+                    view = view[os.write(fd, view):]
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -1,10 +1,16 @@
-"""Hand finished call records to Redis; fall back to a local spool when it is away.
+"""Hand call records and record events to Redis; fall back to a local spool when it is away.
 
-The app calls `publish` once per call. It never raises: a record goes to the
-stream, else to the fsync'd spool, else (disk gone too) into the error log in
-full, so an operator can still recover it. `drain_spool` re-publishes spooled
-lines once Redis answers again; duplicates are harmless because the archive
-keeps the first record per call_id.
+`publish_events` sends all of one call's new events (records/events.py) in one
+pipelined round trip; `publish` sends a whole version 1 record (old spools,
+other producers). Neither raises: what cannot go to the stream goes to the
+fsync'd spool, else (disk gone too) into the error log in full, so an operator
+can still recover it. `drain_spool` re-publishes spooled lines once Redis
+answers again; duplicates are harmless because the archive keeps each event
+(and each v1 record, its call's event 0) once.
+
+A spool line says what it holds: `{"event":<event JSON>}` for an event, the
+bare record JSON for a v1 record (what every spool line was before events),
+so a spool written by any version drains into the right stream field.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ log = structlog.get_logger(__name__)
 
 RECORD_FIELD = "record"
 EVENT_FIELD = "event"
+_EVENT_LINE = b'{"' + EVENT_FIELD.encode() + b'":'
+_BARE_EVENT = b'{"v":'  # RecordEvent's JSON starts with its version; a record never does
+_DRAIN_CHUNK = 200
 DEFAULT_SPOOL = Path(os.environ.get("HOTLINE_SPOOL", "var/records.spool.jsonl"))
 
 
@@ -89,28 +98,38 @@ class RecordStream:
             return Published.LOGGED
 
     async def publish_events(self, events: list[RecordEvent]) -> Published:
-        """All of one interaction's events in one round trip (interim: the archive
-        side is being built)."""
+        """All of one call's new events, in one pipelined round trip."""
         if not events:
             return Published.STREAM
-        payloads = [e.model_dump_json().encode() for e in events]
+        call_id = events[0].call_id
         try:
-            async with asyncio.timeout(self.timeout):
-                async with self.redis.pipeline(transaction=False) as p:
-                    for payload in payloads:
-                        p.xadd(self.key, {EVENT_FIELD: payload})
-                    await p.execute()
+            payloads = [e.model_dump_json().encode() for e in events]
+        except Exception as e:  # noqa: BLE001 - never crash on a record
+            log.error("events.unserialisable", call_id=call_id, error=repr(e),
+                      events=repr(events))
+            return Published.LOGGED
+        try:
+            await self._xadd_many([(EVENT_FIELD, p) for p in payloads])
             return Published.STREAM
         except (RedisError, OSError, TimeoutError) as e:
-            log.warning("record.stream_unavailable", call_id=events[0].call_id, error=repr(e))
+            # Some may have landed before the failure; the archive keeps each event once.
+            log.warning("events.stream_unavailable", call_id=call_id, error=repr(e))
         try:
-            for payload in payloads:
-                await asyncio.to_thread(self.spool.append, payload)
+            await asyncio.to_thread(self.spool.append_many, [event_line(p) for p in payloads])
+            log.info("events.spooled", call_id=call_id, events=len(payloads),
+                     spool=str(self.spool.path))
             return Published.SPOOL
         except Exception as e:  # noqa: BLE001 - last resort: the log is the spool now
-            log.error("record.lost_to_log", call_id=events[0].call_id, error=repr(e),
+            log.error("events.lost_to_log", call_id=call_id, error=repr(e),
                       events=[p.decode() for p in payloads])
             return Published.LOGGED
+
+    async def _xadd_many(self, entries: list[tuple[str, bytes]]) -> None:
+        async with asyncio.timeout(self.timeout):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name, payload in entries:
+                    pipe.xadd(self.key, {name: payload})
+                await pipe.execute()
 
     async def drain_spool(self) -> int:
         """Re-publish every spooled line; return how many were sent.
@@ -124,9 +143,10 @@ class RecordStream:
         for path in await asyncio.to_thread(self.spool.pending_files):
             lines = await asyncio.to_thread(_read_lines, path)
             try:
-                for line in lines:
-                    await self._xadd(line)
-                    sent += 1
+                for i in range(0, len(lines), _DRAIN_CHUNK):
+                    chunk = lines[i : i + _DRAIN_CHUNK]
+                    await self._xadd_many([spool_entry(line) for line in chunk])
+                    sent += len(chunk)
             except (RedisError, OSError, TimeoutError) as e:
                 log.warning("spool.drain_interrupted", file=str(path), sent=sent, error=repr(e))
                 return sent
@@ -147,3 +167,19 @@ class RecordStream:
 
 def _read_lines(path: Path) -> list[bytes]:
     return list(Spool.lines(path))
+
+
+def event_line(payload: bytes) -> bytes:
+    """The spool line of one event's JSON."""
+    return _EVENT_LINE + payload + b"}"
+
+
+def spool_entry(line: bytes) -> tuple[str, bytes]:
+    """The stream field and payload a spool line goes back as. Passed on
+    verbatim, never parsed: a torn line reaches the dead-letter stream whole."""
+    if line.startswith(_EVENT_LINE):
+        body = line[len(_EVENT_LINE):]
+        return EVENT_FIELD, body[:-1] if body.endswith(b"}") else body
+    if line.startswith(_BARE_EVENT):  # an event spooled bare by an interim build
+        return EVENT_FIELD, line
+    return RECORD_FIELD, line

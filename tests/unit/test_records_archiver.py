@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ari_app.records.archive import ALL_COLUMNS, RECORD_COLUMNS, Archive
-from ari_app.records.archiver import GROUP, Archiver, run
+from ari_app.records.archiver import GROUP, Archiver, decode, run
 from ari_app.records.model import CallRecord, Outcome
 from ari_app.records.stream import Published, RecordStream, dead_key, records_key
 
@@ -199,3 +199,103 @@ async def test_trim_drops_only_acked_entries_past_retention(
     while await a.step():
         pass
     assert archive.count() == 30
+
+
+# -- events -------------------------------------------------------------------
+
+
+async def test_events_and_a_late_tag_delivered_twice_change_the_call_once(
+    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path
+) -> None:
+    from ari_app.records.events import late_fact
+    from tests.unit.test_records_equality import BY_ID, as_call_emits
+
+    stream = RecordStream(r, prefix, spool_path=tmp_path / "spool.jsonl")
+    events = as_call_emits(BY_ID["t1"])
+    await stream.publish_events(events)
+    a = Archiver(r, prefix, archive, block_ms=10)
+    await a.ensure_group()
+    while await a.step():
+        pass
+    assert archive.count() == 1 and archive.count_events() == len(events)
+    assert a.stats.rows >= 1
+
+    tag = late_fact("t1", "tagged", "desktop", {"reason": "complaint", "note": "rude IVR"})
+    await stream.publish_events([tag])
+    await stream.publish_events([tag])  # e.g. the desktop retried after a timeout
+    rows_before = a.stats.rows
+    while await a.step():
+        pass
+    assert archive.count() == 1 and archive.count_events() == len(events) + 1
+    assert a.stats.rows - rows_before == 1  # the row was rewritten once, not twice
+    assert archive.db.execute("SELECT reason, note, outcome FROM calls").fetchone() == (
+        "complaint", "rude IVR", "answered")
+    assert (await r.xpending(records_key(prefix), GROUP))["pending"] == 0
+
+
+async def test_redelivered_events_after_a_crash_before_ack_add_nothing(
+    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path
+) -> None:
+    """An archiver committed a batch and died before XACK: another one claims the
+    entries and stores them again; the archive ends exactly as before."""
+    from tests.unit.test_records_equality import BY_ID, as_call_emits
+
+    stream = RecordStream(r, prefix, spool_path=tmp_path / "spool.jsonl")
+    calls = ("t2", "t3", "t4")
+    events = [ev for c in calls for ev in as_call_emits(BY_ID[c])]
+    for c in calls:
+        await stream.publish_events(as_call_emits(BY_ID[c]))
+    crashed = Archiver(r, prefix, archive, consumer="crashed", block_ms=10)
+    await crashed.ensure_group()
+    entries = await crashed._read(">", block=None)
+    assert len(entries) == len(events)
+    await asyncio.to_thread(crashed._store, [decode(f)[1] or [] for _, f in entries])
+    # ... and died here, before XACK
+    snapshot = archive.db.execute("SELECT * FROM calls ORDER BY call_id").fetchall()
+    assert (archive.count(), archive.count_events()) == (3, len(events))
+
+    await asyncio.sleep(0.03)
+    again = Archiver(r, prefix, archive, block_ms=10, claim_idle_ms=20)
+    again._last_claim = 0.0
+    while await again.step():
+        pass
+    assert again.stats.claimed == len(events)
+    assert (again.stats.archived, again.stats.duplicates, again.stats.rows) == (0, len(events), 0)
+    assert (archive.count(), archive.count_events()) == (3, len(events))
+    assert archive.db.execute("SELECT * FROM calls ORDER BY call_id").fetchall() == snapshot
+    assert (await r.xpending(records_key(prefix), GROUP))["pending"] == 0
+
+
+async def test_bad_events_go_to_dead_letter_with_the_reason(
+    r: aioredis.Redis, prefix: str, archive: Archive
+) -> None:
+    from ari_app.records.events import Recorder
+
+    key = records_key(prefix)
+    rc = Recorder(CallRecord(call_id="ev-1", arrived_at="2025-03-01T08:00:00.000Z"))
+    arrived = rc.emit("arrived")
+    assert arrived is not None
+    bad_outcome = arrived.model_copy(update={"id": "ev-1:2", "seq": 2, "kind": "ended",
+                                             "data": {"set": {"outcome": "lost"}}})
+    await r.xadd(key, {"event": b"{not json"})
+    await r.xadd(key, {"event": json.dumps({"id": "x:1", "call_id": "x"})})
+    await r.xadd(key, {"event": arrived.model_copy(update={"id": "ev-9:1"}).model_dump_json()})
+    await r.xadd(key, {"event": arrived.model_dump_json(), "record": rec(1).model_dump_json()})
+    await r.xadd(key, {"event": arrived.model_dump_json()})
+    await r.xadd(key, {"event": bad_outcome.model_dump_json()})
+    a = Archiver(r, prefix, archive, block_ms=10)
+    await a.ensure_group()
+    while await a.step():
+        pass
+    assert archive.count() == 1 and archive.count_events() == 1  # only the good arrival
+    dead = await r.xrange(dead_key(prefix))
+    reasons = [f[b"reason"].decode() for _, f in dead]
+    assert len(reasons) == 5, reasons
+    assert reasons[0].startswith("invalid event") or reasons[0].startswith("undecodable")
+    assert "seq" in reasons[1] and "at" in reasons[1]  # the missing fields are named
+    assert "own event must be" in reasons[2]
+    assert "both a 'record' and an 'event' field" in reasons[3]
+    assert "refused by the archive" in reasons[4] and "outcome" in reasons[4]
+    assert dead[0][1][b"event"] == b"{not json"  # the original bytes are kept
+    assert dead[4][1][b"event"] == bad_outcome.model_dump_json().encode()
+    assert (await r.xpending(key, GROUP))["pending"] == 0

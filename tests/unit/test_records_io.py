@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ari_app.records import cli as records_cli
-from ari_app.records.archive import Archive
+from ari_app.records.archive import ALL_COLUMNS, Archive
 from ari_app.records.io import CSV_COLUMNS, export, import_jsonl
 from ari_app.records.model import CallRecord, Outcome, QueueStint
 
@@ -103,3 +103,130 @@ def test_cli_import_then_export(tmp_path: Path, capsys: pytest.CaptureFixture[st
     )  # fmt: skip
     assert args.func(args) == 0
     assert len(out.read_text().splitlines()) == 3
+
+
+# -- events and version 2 ------------------------------------------------------
+
+
+def test_events_export_and_import_rebuild_the_same_archive(tmp_path: Path) -> None:
+    from ari_app.records.events import late_fact
+    from ari_app.records.io import export_events
+    from tests.unit.test_records_equality import ALL, as_call_emits, calls_rows
+
+    src, dst = tmp_path / "src.sqlite3", tmp_path / "dst.sqlite3"
+    with Archive(src) as a:
+        for r in ALL:
+            a.add_events(as_call_emits(r))
+        a.add_events([late_fact("t4", "tagged", "desktop", {"reason": "complaint"})])
+        a.insert([rec(1, day=5)])  # a v1 record: its event 0 goes out too
+        n_events = a.count_events()
+        out = io.StringIO()
+        n = export_events(a, "2025-03-01T00:00:00.000Z", "2025-04-01T00:00:00.000Z", out)
+    lines = out.getvalue().splitlines()
+    assert n == len(lines)
+    # every event of the March calls; feb and apr are outside
+    feb_apr = sum(len(as_call_emits(r)) for r in ALL if r.call_id in ("feb", "apr"))
+    assert n == n_events - feb_apr
+    kinds = [json.loads(x)["kind"] for x in lines]
+    assert kinds.count("tagged") == 1 and kinds.count("record") == 1
+    t4 = [json.loads(x) for x in lines if json.loads(x)["call_id"] == "t4"]
+    assert [e["seq"] for e in t4][:-1] == sorted(e["seq"] for e in t4[:-1])  # fold order
+    assert t4[-1]["kind"] == "tagged"  # the late fact after the call's own events
+
+    f = write_jsonl(tmp_path / "events.jsonl", lines)
+    with Archive(dst) as b:
+        res = import_jsonl(b, f)
+        assert (res.imported, res.duplicates, res.refused) == (n, 0, False)
+        again = import_jsonl(b, f)
+        assert (again.imported, again.duplicates) == (0, n)
+        assert b.count_events() == n
+    rows = calls_rows(src)
+    del rows["feb"], rows["apr"]
+    assert calls_rows(dst) == rows
+    assert calls_rows(dst)["t4"][ALL_COLUMNS.index("reason") - 1] == "complaint"
+
+
+def test_import_detects_v1_records_v2_records_and_events_per_line(tmp_path: Path) -> None:
+    from ari_app.records.events import late_fact
+
+    v1 = rec(1).model_copy(update={"schema_version": 1})
+    v2 = rec(2).model_copy(update={"reason": "enquiry", "note": "asked twice"})
+    tag = late_fact("io-1", "tagged", "desktop", {"reason": "complaint"})
+    lines = [v1.model_dump_json(), json.dumps({k: v for k, v in json.loads(
+        v1.model_dump_json()).items() if k not in ("reason", "reason_detail", "note",
+                                                    "consults")}).replace("io-1", "io-3"),
+             v2.model_dump_json(), tag.model_dump_json()]  # fmt: skip
+    f = write_jsonl(tmp_path / "mixed.jsonl", lines)
+    with Archive(tmp_path / "a.sqlite3") as a:
+        res = import_jsonl(a, f)
+        assert (res.imported, res.lines, res.refused) == (4, 4, False)
+        got = dict(a.db.execute("SELECT call_id, reason FROM calls").fetchall())
+        assert got == {"io-1": "complaint", "io-2": "enquiry", "io-3": None}
+        assert a.db.execute("SELECT schema_version FROM calls WHERE call_id = 'io-3'"
+                            ).fetchone() == (1,)
+
+
+def test_a_file_with_bad_events_is_refused_whole_naming_each_line(tmp_path: Path) -> None:
+    from ari_app.records.events import Recorder
+
+    r = Recorder(CallRecord(call_id="io-7", arrived_at="2025-03-01T10:00:00.000Z"))
+    good = r.emit("arrived")
+    assert good is not None
+    lines = [
+        rec(1).model_dump_json(),
+        good.model_dump_json(),
+        good.model_copy(update={"id": "io-7:9"}).model_dump_json(),  # id and seq disagree
+        json.dumps({"kind": "menu", "call_id": "io-7"}),  # an event without most of it
+        "[1, 2]",
+        good.model_copy(update={"source": "desktop", "id": "io-7:desktop:1",
+                                "data": {"set": {"outcome": "answered"}}}).model_dump_json(),
+    ]
+    f = write_jsonl(tmp_path / "bad.jsonl", lines)
+    with Archive(tmp_path / "a.sqlite3") as a:
+        res = import_jsonl(a, f)
+        assert res.refused and a.count() == 0 and a.count_events() == 0
+    assert [b.line for b in res.bad] == [3, 4, 5, 6]
+    assert "own event must be" in res.bad[0].reason
+    assert "seq" in res.bad[1].reason and "id" in res.bad[1].reason
+    assert "not a JSON object" in res.bad[2].reason
+    assert "may not set ['outcome']" in res.bad[3].reason
+
+
+def test_events_that_do_not_fold_refuse_the_import_and_name_the_line(tmp_path: Path) -> None:
+    from ari_app.records.events import Recorder
+
+    r = Recorder(CallRecord(call_id="io-8", arrived_at="2025-03-01T10:00:00.000Z"))
+    r.emit("arrived")
+    r.record.prompts = [f"p{i}" for i in range(150)]
+    r.emit("menu")
+    ok = r.take()
+    # each line alone is a valid event, but together the list outgrows the record's limit
+    more = ok[1].model_copy(update={"id": "io-8:3", "seq": 3, "data": {
+        "lists": {"prompts": {"from": 150, "items": [f"q{i}" for i in range(60)]}}}})
+    f = write_jsonl(tmp_path / "fold.jsonl", [rec(1).model_dump_json()]
+                    + [e.model_dump_json() for e in [*ok, more]])
+    with Archive(tmp_path / "a.sqlite3") as a:
+        res = import_jsonl(a, f)
+        assert res.refused and res.imported == 0
+        assert a.count() == 0 and a.count_events() == 0  # io-1 rolled back too
+    assert [b.line for b in res.bad] == [4]
+    assert "prompts" in res.bad[0].reason
+
+
+def test_cli_export_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_records_equality import BY_ID, as_call_emits
+
+    db = str(tmp_path / "a.sqlite3")
+    with Archive(db) as a:
+        a.add_events(as_call_emits(BY_ID["t1"]))
+    out = tmp_path / "ev.jsonl"
+    argv = ["records", "export", "--from", "2025-03-04", "--to", "2025-03-04", "--db", db,
+            "--tz", "UTC", "--events", "--out", str(out)]
+    args = parser().parse_args(argv)
+    assert args.func(args) == 0
+    n = len(as_call_emits(BY_ID["t1"]))
+    assert f"exported {n} events" in capsys.readouterr().err
+    assert [json.loads(x)["seq"] for x in out.read_text().splitlines()] == list(range(1, n + 1))
+    args = parser().parse_args([*argv, "--format", "csv"])
+    assert args.func(args) == 2
+    assert "--events writes JSONL only" in capsys.readouterr().err
