@@ -82,7 +82,7 @@ def _err(msg: str) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ari_app.records.io import export, export_events
-    from ari_app.reports.compute import Period
+    from ari_app.records.period import Period
 
     if args.date_to < args.date_from:
         _err("--to is before --from")

@@ -12,40 +12,18 @@ change them there and here together.
 
 from __future__ import annotations
 
-import calendar
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ari_app.records.model import Outcome, iso, parse_iso
+from ari_app.records.period import Period as Period
 
 REPORT_SCHEMA = "hotline.report/1"
 NONE_KEY = "(none)"
-
-
-@dataclass(frozen=True)
-class Period:
-    first: date
-    last: date  # inclusive
-    tz: str = "UTC"
-
-    @classmethod
-    def month(cls, ym: str, tz: str = "UTC") -> Period:
-        y, m = (int(x) for x in ym.split("-"))
-        return cls(date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1]), tz)
-
-    def utc_bounds(self) -> tuple[str, str]:
-        """Half-open [start, end) in the archive's ISO UTC text form."""
-        z = ZoneInfo(self.tz)
-        start = datetime.combine(self.first, time(), z)
-        end = datetime.combine(self.last + timedelta(days=1), time(), z)
-        return iso(start), iso(end)
-
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
 
 
 @dataclass(frozen=True)
