@@ -49,7 +49,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 test-unit: venv
-	$(BIN)/pytest -m "not integration" -q
+	$(BIN)/pytest -m "not integration and not browser" -q
 
 test-integration: deps venv prompts
 	$(BIN)/pytest -m integration -q
