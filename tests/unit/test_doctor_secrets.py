@@ -45,3 +45,13 @@ def test_a_clean_directory_and_a_missing_one(tmp_path: Path) -> None:
     assert secret_warnings(tmp_path / "nope")[0].startswith("FAIL ")
     with pytest.raises(FileNotFoundError, match="not a directory"):
         plain_secrets(tmp_path / "nope")
+
+
+def test_the_doctor_command_prints_the_warnings(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pjsip.conf").write_text("[a-auth]\ntype=auth\npassword=plain-plain-plain\n")
+    # no ARI/AMI/Redis behind the shipped config here: those lines FAIL, the scan still runs
+    main(["--config", str(SHIPPED), "doctor", "--asterisk-config", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert f"WARN {tmp_path / 'pjsip.conf'}:3: plain-text password in [a-auth]" in out
+    assert "plain-plain-plain" not in out
