@@ -53,7 +53,7 @@ arch-check: venv
 	$(BIN)/python scripts/arch_check.py
 
 test-unit: venv
-	$(BIN)/pytest -m "not integration" -q
+	$(BIN)/pytest -m "not integration and not browser" -q
 
 test-integration: deps venv prompts
 	$(BIN)/pytest -m integration -q

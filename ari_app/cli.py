@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ari_app.config.loader import ConfigError, config_path, dump, load_config, summary
@@ -70,7 +71,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from ari_app.doctor import run_doctor
 
     cfg = _load(args)
-    return asyncio.run(run_doctor(cfg))
+    return asyncio.run(run_doctor(cfg, [Path(d) for d in args.asterisk_config]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config_dump)
 
     p = sub.add_parser("doctor", help="check every part the app needs")
+    p.add_argument("--asterisk-config", action="append", default=[], metavar="DIR",
+                   help="a rendered Asterisk config directory to scan for plain-text secrets "
+                        "(repeatable; warns with file and line)")
     p.set_defaults(func=cmd_doctor)
 
     for mod in ("ari_app.records.cli", "ari_app.reports.cli", "ari_app.agents.cli",

@@ -433,10 +433,26 @@ class Stack:
             return False
 
     def leftovers(self) -> dict[str, list]:
-        """Channels and bridges Asterisk still holds."""
-        _, chans = self.ari("GET", "channels")
-        _, bridges = self.ari("GET", "bridges")
-        return {"channels": list(chans or []), "bridges": list(bridges or [])}
+        """Channels and bridges Asterisk still holds.
+
+        Raises AriUnreachable when ARI does not answer with a list: a blind check
+        must never read as "nothing left behind".
+        """
+        out: dict[str, list] = {}
+        for what in ("channels", "bridges"):
+            try:
+                status, body = self.ari("GET", what)
+            except OSError as e:
+                raise AriUnreachable(f"ARI on :{self.ports.http} unreachable: {e}") from e
+            if status != 200 or not isinstance(body, list):
+                raise AriUnreachable(f"ARI GET {what} on :{self.ports.http} answered {status}, "
+                                     f"not a list of {what}")
+            out[what] = body
+        return out
+
+
+class AriUnreachable(OSError):
+    """ARI did not answer a probe (an OSError, so pollers that tolerate a restart can)."""
 
 
 def _alive(pid: int) -> bool:

@@ -1,5 +1,8 @@
 """The wallboard in a real (headless) Chromium, over a WebServer and real Redis state.
 
+No SIPp call, Asterisk or app here (tests/integration/test_wallboard_e2e.py places one):
+these are `browser` tests, run by `make test` and `pytest -m browser`.
+
 Asserted from the DOM through stable data-testid attributes; screenshots go to
 docs/img/ for the documentation.
 """
@@ -17,7 +20,8 @@ from ari_app.agents.pool import CandidateQuery
 from tests.browser.conftest import by_testid, text_of, wait_testid
 from tests.unit.test_web_server import Stack, web_stack
 
-pytestmark = pytest.mark.integration
+# a real browser over a real Redis and web server; no call is placed, so not integration
+pytestmark = pytest.mark.browser
 
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+from ari_app.agents.render import REALM
 from scripts.stack import ROOT
 from tests.integration.test_hostile_journey import run_scenario
 from tests.support.sipp import SIPP_DIR
@@ -68,15 +71,21 @@ def test_every_listener_binds_to_loopback_only(stack: StackUnderTest) -> None:
     assert all(int(m[2].rsplit(":", 1)[1]) not in (p.sip,) for m in udp_wild)
     resolver_fds = {m[3] for m in udp_wild}
     # during a call, RTP binds to the SIP transport's address, not to every interface
+    rtp_lo, rtp_hi = p.rtp
+
+    def rtp_of(socks: list[tuple[str, str, str, int]]) -> list[tuple[str, str, str, int]]:
+        return [m for m in socks if rtp_lo <= int(m[2].rsplit(":", 1)[1]) <= rtp_hi
+                and m[3] not in resolver_fds]
+
     ex = ThreadPoolExecutor(1)
     fut = ex.submit(stack.call, "wait:2500,hangup")
-    time.sleep(1.5)
-    during = _sockets(pids)
+    during: list[tuple[str, str, str, int]] = []
+    while not rtp_of(during) and not fut.done():  # until the call's RTP socket is bound
+        during = _sockets(pids)
+        time.sleep(0.05)
     fut.result()
     ex.shutdown()
-    rtp_lo, rtp_hi = p.rtp
-    rtp = [m for m in during if rtp_lo <= int(m[2].rsplit(":", 1)[1]) <= rtp_hi
-           and m[3] not in resolver_fds]
+    rtp = rtp_of(during)
     assert rtp, f"no RTP socket seen during the call: {during}"
     assert [m for m in rtp if _wildcard(m[2])] == [], f"RTP on every interface: {rtp}"
 
@@ -140,15 +149,22 @@ def test_no_rig_secret_is_committed() -> None:
 def test_no_secret_appears_in_any_log(stack: StackUnderTest, agents: Agents) -> None:
     agents.phone("a014", "answer")
     agents.login("a014")
-    res, _ = stack.call("wait:400,dtmf:2,wait:3000,hangup", number="1091")
+    res, first = stack.call("wait:400,dtmf:2,wait:3000,hangup", number="1091")
     assert res.ok, res.stderr
-    res, _ = stack.call("wait:400,dtmf:2,wait:800,hangup")
+    res, second = stack.call("wait:400,dtmf:2,wait:800,hangup")
     assert res.ok
     # a failed API login with a near-miss token must not echo it either
     token = _stack_secrets(stack)["api_token"]
+    since = stack.stack.app_log.stat().st_size
     _api(stack, "GET", "/api/v1/agents/a001", token=token[:-1] + "x")
     s = stack.stack
-    time.sleep(1)
+    # every log has what these produced once both records landed and the refusal is logged
+    stack.record_for(first)
+    stack.record_for(second)
+    deadline = time.monotonic() + 10
+    while not stack.log_lines(since, event="api.auth_failed"):
+        assert time.monotonic() < deadline, "the refused API login was never logged"
+        time.sleep(0.1)
     logs = [s.app_log, s.dir / "archiver.log", s.dir / "asterisk.out", s.dir / "redis.log",
             s.inst / "log/messages.log"]
     secrets = _stack_secrets(stack)
@@ -170,15 +186,31 @@ REGISTER_NO_AUTH = (SIPP_DIR / "register_no_auth.xml").read_text()
 AGENT_INVITE = (SIPP_DIR / "agent_dial.xml").read_text()
 
 
-def test_register_without_credentials_gets_401(stack: StackUnderTest) -> None:
-    for agent in ("agent-a001", "agent-a014", "carrier", "nobody"):
-        proc = run_scenario(stack.sip_port, REGISTER_NO_AUTH.replace("@AGENT@", agent),
-                            timeout=10)
-        if agent in ("carrier", "nobody"):
-            # no registrable AOR: refused either way, never 200
-            assert "Successful call" in proc.stdout
-            continue
-        assert proc.returncode == 0, proc.stdout[-600:]
+def _register_answers(sut: StackUnderTest, agent: str, expect: int
+                      ) -> tuple[int, list[int], str]:
+    """SIPp's exit code and every SIP status Asterisk answered a credential-less REGISTER
+    with; the scenario requires `expect`, so any other answer (200 above all) fails SIPp."""
+    work = Path(tempfile.mkdtemp(prefix="sipp-reg-noauth-"))
+    xml = REGISTER_NO_AUTH.replace("@AGENT@", agent)
+    xml = xml.replace('<recv response="401"/>', f'<recv response="{expect}"/>')
+    assert f'<recv response="{expect}"/>' in xml
+    proc = run_scenario(sut.sip_port, xml, timeout=10, workdir=work,
+                        extra=["-trace_msg", "-message_file", str(work / "messages.log")])
+    trace = (work / "messages.log").read_text(errors="replace")
+    codes = [int(c) for c in re.findall(r"^SIP/2\.0 (\d{3}) ", trace, re.M)]
+    return proc.returncode, codes, trace
+
+
+def test_register_without_credentials_is_challenged_or_refused(stack: StackUnderTest) -> None:
+    # an agent's AOR: challenged (401); the trunk and an unknown name have no registrable
+    # AOR at all: refused outright (403), never challenged into a 200
+    for agent, expect in (("agent-a001", 401), ("agent-a014", 401), ("carrier", 403),
+                          ("nobody", 403)):
+        rc, codes, trace = _register_answers(stack, agent, expect)
+        assert codes and set(codes) == {expect}, (agent, codes)
+        assert rc == 0, (agent, codes)
+        if expect == 401:  # the realm the rendered md5_cred was hashed with
+            assert f'realm="{REALM}"' in trace, trace[-600:]
 
 
 def test_register_with_a_wrong_password_is_refused(stack: StackUnderTest) -> None:
@@ -189,22 +221,40 @@ def test_register_with_a_wrong_password_is_refused(stack: StackUnderTest) -> Non
 
 
 class ChannelWatch:
-    """Every channel name Asterisk holds while the block runs (ARI polled every 20 ms)."""
+    """Every channel name Asterisk holds while the block runs (ARI polled every 20 ms).
+
+    A watcher that cannot see is no witness: any failed poll (ARI unreachable or
+    refusing), or no successful poll after the block's work ended, fails the test.
+    """
 
     def __init__(self, sut: StackUnderTest) -> None:
         self.sut = sut
         self.names: set[str] = set()
+        self.polls = 0
+        self.failures: list[str] = []
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                _, chans = self.sut.stack.ari("GET", "channels")
-                self.names |= {c["name"] for c in chans or []}  # type: ignore[union-attr]
-            except OSError:
-                pass
+                status, chans = self.sut.stack.ari("GET", "channels")
+            except OSError as e:
+                self.failures.append(f"ARI unreachable: {e}")
+            else:
+                if status == 200 and isinstance(chans, list):
+                    self.names |= {c["name"] for c in chans}
+                    self.polls += 1
+                else:
+                    self.failures.append(f"ARI GET channels answered {status}")
             time.sleep(0.02)
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Until two more polls complete: one of them began after the work ended."""
+        want, deadline = self.polls + 2, time.monotonic() + timeout
+        while self.polls < want and not self.failures:
+            assert time.monotonic() < deadline, f"channel watcher stalled: {self.failures}"
+            time.sleep(0.01)
 
     def __enter__(self) -> ChannelWatch:
         self._t.start()
@@ -213,6 +263,9 @@ class ChannelWatch:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._t.join(2)
+        if exc[0] is None:
+            assert not self.failures, f"the channel watcher was blind: {self.failures[:3]}"
+            assert self.polls, "the channel watcher never saw Asterisk's channel list"
 
 
 @pytest.mark.parametrize("number", ["900123456789", "00441234", "+441234567890", "0097455501234",
@@ -224,7 +277,7 @@ def test_an_authenticated_agent_cannot_call_out(stack: StackUnderTest, number: s
     with ChannelWatch(stack) as watch:
         proc = run_scenario(stack.sip_port, scen, service=number, timeout=15,
                             extra=["-au", "agent-a001", "-ap", pw])
-        time.sleep(0.3)
+        watch.settle()
     assert proc.returncode == 0, proc.stdout[-800:]
     others = [n for n in watch.names if not n.startswith("PJSIP/agent-a001-")]
     assert others == [], f"an outgoing channel was created: {others}"
@@ -237,7 +290,7 @@ def test_the_carrier_cannot_call_out(stack: StackUnderTest) -> None:
     with ChannelWatch(stack) as watch:
         proc = run_scenario(stack.sip_port, invite_expecting(404), service="900123456789",
                             timeout=15)
-        time.sleep(0.3)
+        watch.settle()
     assert proc.returncode == 0, proc.stdout[-800:]
     assert [n for n in watch.names if not n.startswith("PJSIP/carrier-")] == []
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -238,42 +239,130 @@ def test_queue_caller_during_redis_outage_hears_the_fallback(stack: StackUnderTe
 
 # -------------------------------------------------------------------- AMI drop --
 
+def _drop_app_ami(sut: StackUnderTest) -> None:
+    """Kill every TCP connection to Asterisk's AMI port (the app's is the only one)."""
+    port = sut.stack.ports.ami
+    killed = subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", f":{port}"],
+                            capture_output=True, text=True)
+    assert f":{port}" in killed.stdout, killed.stdout + killed.stderr
+
+
+class AmiListener:
+    """A second AMI session (the app's credentials) that keeps every event it reads."""
+
+    def __init__(self, sut: StackUnderTest) -> None:
+        s = sut.stack
+        self.sock = socket.create_connection(("127.0.0.1", s.ports.ami), timeout=5)
+        secret = (s.dir / "secrets/ami_secret").read_text().strip()
+        self.events: list[dict[str, str]] = []
+        self._buf = b""
+        self.sock.sendall(f"Action: Login\r\nUsername: hotline\r\nSecret: {secret}\r\n"
+                          "Events: on\r\n\r\n".encode())
+        self.wait_for(lambda m: m.get("Response") in ("Success", "Error"), 5)
+        assert any(m.get("Response") == "Success" for m in self.events), self.events
+
+    def _read(self, timeout: float) -> None:
+        self.sock.settimeout(timeout)
+        with contextlib.suppress(TimeoutError):
+            chunk = self.sock.recv(65536)
+            assert chunk, "AMI closed the listener's session"
+            self._buf += chunk
+        while b"\r\n\r\n" in self._buf:
+            block, self._buf = self._buf.split(b"\r\n\r\n", 1)
+            msg = {}
+            for line in block.decode(errors="replace").split("\r\n"):
+                k, sep, v = line.partition(":")
+                if sep:
+                    msg[k.strip()] = v.strip()
+            self.events.append(msg)
+
+    def wait_for(self, match: Any, timeout: float) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.events if match(m)]
+            if found:
+                return found[0]
+            left = deadline - time.monotonic()
+            assert left > 0, f"no matching AMI message in {timeout}s: {self.events[-5:]}"
+            self._read(min(left, 0.5))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def test_ami_connection_drop_reconnects_and_resyncs(stack: StackUnderTest,
                                                     agents: Agents) -> None:
+    """AMI drops while an agent talks: the call goes on, the agent stays on it, and the
+    resync after the reconnect neither frees nor loses the agent."""
     s = stack.stack
     agents.phone("a014", "answer")
     agents.login("a014")
-    since = s.app_log.stat().st_size
-    connects = len(stack.log_lines(event="ami.connected"))
-    killed = subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", f":{s.ports.ami}"],
-                            capture_output=True, text=True)
-    assert f":{s.ports.ami}" in killed.stdout, killed.stdout + killed.stderr
-    assert _wait_log(stack, since, 10, event="ami.disconnected")
-    assert _wait_log(stack, since, 20, event="ami.contacts_synced"), "no resync after the drop"
+    fut, caller, ex = _in_background(stack, f"{PHCC_EN},wait:9000,hangup", "1091", timeout=40)
+    try:
+        deadline = time.monotonic() + 15
+        while (st := agents.status("a014")).state != "on_call":
+            assert not fut.done() and time.monotonic() < deadline, (st, fut.done())
+            time.sleep(0.1)
+        call_id = st.call
+        since = s.app_log.stat().st_size
+        connects = len(stack.log_lines(event="ami.connected"))
+        _drop_app_ami(stack)
+        assert _wait_log(stack, since, 10, event="ami.disconnected")
+        assert _wait_log(stack, since, 20, event="ami.contacts_synced"), "no resync after the drop"
+        # the drop and the resync happened during the call, and did not disturb it
+        assert not fut.done(), "the call ended before AMI was back: nothing was in progress"
+        during = agents.status("a014")
+        assert (during.state, during.call, during.reachable) == ("on_call", call_id, True)
+        res, _ = fut.result()
+    finally:
+        ex.shutdown()
+    assert res.ok, res.stderr
+    rec = stack.record_for(caller)
+    assert (rec["outcome"], rec["agent"], rec["hangup_by"]) == ("answered", "a014", "caller")
+    assert rec["call_id"] == call_id
     first_sync = _log_since(stack, since, event="ami.contacts_synced")[0]
     assert first_sync["reachable"] >= 1
     assert len(stack.log_lines(event="ami.connected")) == connects + 1
-    lines = _log_since(stack, since)
-    order = [ln["event"] for ln in lines if ln["event"].startswith("ami.")]
-    assert order.index("ami.connected") < order.index("ami.contacts_synced")
-    assert agents.status("a014").reachable is True
+    order = [ln["event"] for ln in _log_since(stack, since) if ln["event"].startswith("ami.")]
+    assert order.index("ami.disconnected") < order.index("ami.connected") \
+        < order.index("ami.contacts_synced")
+    agents.wait_reachable("a014", True)
     res, caller = stack.call(f"{PHCC_EN},wait:3000,hangup", number="1091")
     assert res.ok and stack.record_for(caller)["agent"] == "a014"
 
 
 def test_agent_unregistering_while_ami_is_down_is_seen_after_resync(
         stack: StackUnderTest, agents: Agents) -> None:
-    """An event missed while AMI was away is recovered by the full resync."""
+    """An event missed while AMI was away is recovered by the full resync.
+
+    Proof that it was missed, not merely late: a second AMI session sees Asterisk send
+    the ContactStatus while the app is disconnected, the app still holds the agent
+    reachable after it, and the app never logs that contact event; only the resync
+    after the reconnect makes the agent unreachable.
+    """
     s = stack.stack
     phone = agents.phone("a014", "answer")
     agents.login("a014")
     since = s.app_log.stat().st_size
-    subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", f":{s.ports.ami}"],
-                   capture_output=True, check=True)
-    phone.stop()
-    phone.register(expires=0)  # the ContactStatus "removed" fires while the app is away
+    _drop_app_ami(stack)
+    assert _wait_log(stack, since, 10, event="ami.disconnected")
+    listener = AmiListener(stack)
+    try:
+        phone.stop()
+        phone.register(expires=0)  # the ContactStatus "removed" fires while the app is away
+        ev = listener.wait_for(lambda m: m.get("Event") == "ContactStatus"
+                               and m.get("AOR") == "agent-a014"
+                               and m.get("ContactStatus", "").lower() == "removed", 5)
+    finally:
+        listener.close()
+    assert not _log_since(stack, since, event="ami.connected"), \
+        "the app was back on AMI before the unregister: the event was not missed"
+    assert agents.status("a014").reachable is True, "the app learnt of a contact it missed"
+    assert not _log_since(stack, since, event="ami.connected"), "reconnected while checking"
     assert _wait_log(stack, since, 20, event="ami.contacts_synced")
     agents.wait_reachable("a014", False, timeout=10)
+    assert not _log_since(stack, since, event="ami.contact", agent="a014"), \
+        f"the app received the contact event it should have missed ({ev})"
 
 
 # ----------------------------------------------------------- graceful shutdown --

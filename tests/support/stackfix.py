@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from scripts.stack import ROOT, Stack
+from scripts.stack import ROOT, AriUnreachable, Stack
 from tests.support.sipp import AgentPhone, SippResult, run_caller
 
 # tighter than production so the silence and retry paths finish quickly;
@@ -110,13 +110,23 @@ class StackUnderTest:
         return out
 
     def wait_no_leftovers(self, timeout: float = 10.0) -> dict[str, list[Any]]:
+        """What Asterisk still holds once it holds nothing, or at the deadline.
+
+        An ARI that stays unreachable until the deadline raises AriUnreachable:
+        not being able to look is a failure, never "nothing left".
+        """
         deadline = time.monotonic() + timeout
         while True:
-            left = self.stack.leftovers()
-            if not left["channels"] and not left["bridges"]:
-                return left
-            if time.monotonic() > deadline:
-                return left
+            try:
+                left = self.stack.leftovers()
+            except AriUnreachable:
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if not left["channels"] and not left["bridges"]:
+                    return left
+                if time.monotonic() > deadline:
+                    return left
             time.sleep(0.1)
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from pathlib import Path
 
-from ari_app.agents.render import ensure_agent_secrets, render_pjsip, write_pjsip_agents
+from ari_app.agents.render import (
+    REALM,
+    ensure_agent_secrets,
+    md5_cred,
+    render_pjsip,
+    write_pjsip_agents,
+)
 from ari_app.config.models import Agent
 
 AGENTS = [
@@ -53,12 +60,21 @@ def test_rendered_objects(tmp_path: Path) -> None:
                  "auth": "agent-a001-auth", "aors": "agent-a001"}.items():
         assert ep[k] == v, k
     assert ep["callerid"] == '"Fatima F Al-Kuwari" <a001>'
-    assert auth["password"] == pw["a001"] and auth["username"] == "agent-a001"
+    assert auth["username"] == "agent-a001"
+    # a digest credential, never the password: MD5 of username:realm:password with the
+    # realm Asterisk challenges with rendered beside it
+    assert "password" not in auth and auth["auth_type"] == "md5"
+    assert auth["realm"] == REALM == "hotline109"
+    ha1 = hashlib.md5(f"agent-a001:hotline109:{pw['a001']}".encode()).hexdigest()
+    assert auth["md5_cred"] == ha1 == md5_cred("agent-a001", pw["a001"])
     assert aor["max_contacts"] == "1"
     assert len(secs) == 6
 
 
 def test_write(tmp_path: Path) -> None:
     out = write_pjsip_agents(tmp_path / "ast" / "pjsip_agents.conf", AGENTS, tmp_path / "s")
-    assert stat.S_IMODE(out.stat().st_mode) == 0o640
-    assert "agent-a002" in out.read_text()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    text = out.read_text()
+    assert "agent-a002" in text
+    for f in (tmp_path / "s").iterdir():  # no agent's password is in the rendered file
+        assert f.read_text().strip() not in text

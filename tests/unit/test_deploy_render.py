@@ -179,6 +179,14 @@ def test_secrets_are_created_private_kept_and_never_printed(
         assert stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600)
     ari = (sec / "ari_password").read_text().strip()
     assert f"password = {ari}" in (tmp_path / "out/ari.conf").read_text()
+    # agents' SIP passwords are in no rendered file; the rendered files are 0600
+    agents_conf = (tmp_path / "out/pjsip_agents.conf").read_text()
+    assert "md5_cred=" in agents_conf and "password=" not in agents_conf
+    for p in (sec / "agents").iterdir():
+        pw = p.read_text().strip()
+        assert all(pw not in f.read_text() for f in (tmp_path / "out").iterdir())
+    for f in (tmp_path / "out").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     assert main(argv) == 0  # re-render: same secrets, phones stay registered
     second = capsys.readouterr()
     assert (sec / "ari_password").read_text().strip() == ari
