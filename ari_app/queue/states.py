@@ -189,7 +189,7 @@ class Ringing:
         t0 = time.monotonic()
         ctx.interaction.add_leg(Role.AGENT, leg, agent=agent.id)
         await ctx.checkpoint(self)  # a restarted app must know which leg to hang up
-        bridged = on_call = False
+        bridged = on_call = reported = False
         try:
             await s.ari.originate(endpoint=dial_string(ctx.cfg.site, agent), channel_id=leg,
                                   app=svc.app_name, app_args=f"agent,{s.call_id}",
@@ -198,6 +198,8 @@ class Ringing:
             result = await self._await_answer(ctx, leg, svc.settings.ring_timeout + 5)
             offer_rec.ring_seconds = round(time.monotonic() - t0, 3)
             offer_rec.result = result
+            ctx.emit("offered")
+            reported = True
             if result == "answered":
                 on_call = await svc.pool.answered(agent.id, s.call_id)
                 if not on_call:
@@ -212,7 +214,6 @@ class Ringing:
             offer_rec.result = "agent_gone" if on_call else "failed"
             log.warning("queue.offer_failed", agent=agent.id, error=str(e), answered=on_call)
         finally:
-            ctx.emit("offered")
             if not bridged:
                 ctx.interaction.drop_leg(Role.AGENT)
                 with contextlib.suppress(AriError, AriUnavailable):
@@ -225,6 +226,8 @@ class Ringing:
                 else:
                     await svc.pool.missed(agent.id, s.call_id)
                 await svc.dispatcher.wake_all()
+            if not reported:  # the caller left while it rang; later changes go with
+                ctx.emit("offered")  # the next event
         log.info("queue.agent_missed", agent=agent.id, result=offer_rec.result)
         # the caller keeps the head of the queue: same arrival, same priority
         return Queued(entity=self.entity, arrival=self.arrival, priority=self.priority,
