@@ -64,9 +64,14 @@ class RawClient(Client):  # type: ignore[misc]
             self.closed.set()
 
 
-def _session() -> httpx.AsyncClient:
-    # asyncswagger11 allows only 3 concurrent requests; a busy hotline needs more
-    return httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
+
+def _session(timeout: float = DEFAULT_REQUEST_TIMEOUT) -> httpx.AsyncClient:
+    # asyncswagger11 allows only 3 concurrent requests; a busy hotline needs more.
+    # The timeout bounds how long one call waits on an Asterisk that does not answer
+    # (ari.request_timeout); connecting gets at most 3 s of it.
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
                              limits=httpx.Limits(max_connections=64,
                                                  max_keepalive_connections=32))
 
@@ -78,6 +83,7 @@ class _Http(AsynchronousHttpClient):  # type: ignore[misc]
     retries only when the request was never sent (a POST is not repeated)."""
 
     session: httpx.AsyncClient
+    timeout: float = DEFAULT_REQUEST_TIMEOUT
 
     async def request(self, method: str, url: str, params: Any = None, data: Any = None,
                       headers: Any = None) -> httpx.Response:
@@ -89,7 +95,7 @@ class _Http(AsynchronousHttpClient):  # type: ignore[misc]
             response = await self.session.request(method, url, params=params, data=data,
                                                   headers=headers)
         except httpx.TransportError as e:
-            old, self.session = self.session, _session()
+            old, self.session = self.session, _session(self.timeout)
             await old.aclose()
             if not isinstance(e, httpx.ConnectError):
                 raise
@@ -113,9 +119,11 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def make_http(host: str, username: str, password: str) -> Any:
+def make_http(host: str, username: str, password: str,
+              timeout: float = DEFAULT_REQUEST_TIMEOUT) -> Any:
     http = _Http(auth=_Auth(host, username, password))
-    http.session = _session()
+    http.timeout = timeout
+    http.session = _session(timeout)
     return http
 
 
