@@ -7,6 +7,7 @@ touches untyped objects and tests can read every operation the app uses.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
 from typing import Any
@@ -80,10 +81,16 @@ class _Http(AsynchronousHttpClient):  # type: ignore[misc]
     """asyncswagger11's client closes its session on any transport error and then
     retries on that closed session, so one failed request would break every
     later one until a reconnect. This one opens a fresh pool instead, and
-    retries only when the request was never sent (a POST is not repeated)."""
+    retries only when the request was never sent (a POST is not repeated).
+
+    The old pool is closed only once the requests other calls have in flight on
+    it are done (or timed out): closing it at once failed all of them with
+    ReadError, so one call's timeout failed every call talking to ARI then. A
+    timeout swaps nothing: httpx already drops that one connection."""
 
     session: httpx.AsyncClient
     timeout: float = DEFAULT_REQUEST_TIMEOUT
+    _retiring: dict[asyncio.Task[None], httpx.AsyncClient]
 
     async def request(self, method: str, url: str, params: Any = None, data: Any = None,
                       headers: Any = None) -> httpx.Response:
@@ -94,9 +101,11 @@ class _Http(AsynchronousHttpClient):  # type: ignore[misc]
         try:
             response = await self.session.request(method, url, params=params, data=data,
                                                   headers=headers)
+        except httpx.TimeoutException:
+            raise
         except httpx.TransportError as e:
             old, self.session = self.session, _session(self.timeout)
-            await old.aclose()
+            self._retire(old)
             if not isinstance(e, httpx.ConnectError):
                 raise
             response = await self.session.request(method, url, params=params, data=data,
@@ -112,6 +121,22 @@ class _Http(AsynchronousHttpClient):  # type: ignore[misc]
         return response
 
 
+    def _retire(self, old: httpx.AsyncClient) -> None:
+        async def close_later() -> None:
+            await asyncio.sleep(self.timeout + 1.0)
+            await old.aclose()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retiring[task] = old
+        task.add_done_callback(lambda t: self._retiring.pop(t, None))
+
+    async def close(self) -> None:
+        for task, old in list(self._retiring.items()):
+            task.cancel()
+            await old.aclose()
+        await super().close()
+
+
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -123,6 +148,7 @@ def make_http(host: str, username: str, password: str,
               timeout: float = DEFAULT_REQUEST_TIMEOUT) -> Any:
     http = _Http(auth=_Auth(host, username, password))
     http.timeout = timeout
+    http._retiring = {}
     http.session = _session(timeout)
     return http
 

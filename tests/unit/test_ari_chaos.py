@@ -26,6 +26,12 @@ async def upstream() -> AsyncIterator[tuple[str, list[str]]]:
 
     async def rest(request: web.Request) -> web.Response:
         seen.append(request.method + " " + request.path_qs)
+        if request.path == "/ari/reset":
+            assert request.transport is not None
+            request.transport.close()  # the connection dies under this one request
+            await asyncio.sleep(0.1)
+        if request.path.startswith("/ari/slow/"):
+            await asyncio.sleep(0.4)  # answered inside the client's 0.5 s
         return web.json_response({"host": request.headers.get("Host"),
                                   "auth": request.headers.get("Authorization"),
                                   "body": (await request.read()).decode()}, status=200)
@@ -134,3 +140,61 @@ async def test_websocket_is_forwarded_both_ways_and_dropped_on_demand(proxy: Cha
 def test_op_name_folds_ids() -> None:
     assert op_name("POST", "/ari/channels/1f3a-a1/play/pb-9") == "POST channels/*/play/*"
     assert op_name("GET", "/ari/api-docs/resources.json") == "GET api-docs/resources.json"
+
+
+def test_request_timeout_is_a_bounded_ari_setting() -> None:
+    from pydantic import ValidationError
+
+    from ari_app.config.models import AriSettings
+
+    assert AriSettings().request_timeout == 10.0
+    assert AriSettings(request_timeout=2).request_timeout == 2.0
+    for bad in (0, -1, 600):
+        with pytest.raises(ValidationError, match="request_timeout"):
+            AriSettings(request_timeout=bad)
+
+
+async def test_one_timed_out_request_does_not_fail_the_others_in_flight(
+        upstream: tuple[str, list[str]]) -> None:
+    """A hold that times out one call's request must not break the requests other
+    calls have in flight on the same connection pool."""
+    p = ChaosProxy(upstream[0], seed=1, hold_max=5.0)
+    await p.start()
+    http = make_http("127.0.0.1", "u", "p", timeout=0.5)
+    try:
+        # one request held; while it waits, others start; it times out while they
+        # are still in flight (they take 0.4 s, well inside their own 0.5 s)
+        loop = asyncio.get_running_loop()
+        p.fault_rate = 1.0
+        p._faults = 1  # the next fault is a hold
+        held = loop.create_task(http.request("GET", p.url + "ari/held"))
+        await asyncio.sleep(0.1)
+        p.fault_rate = 0.0
+        await asyncio.sleep(0.2)
+        others = [loop.create_task(http.request("GET", p.url + f"ari/slow/{i}"))
+                  for i in range(8)]
+        with pytest.raises(httpx.TimeoutException):
+            await held
+        results = await asyncio.gather(*others, return_exceptions=True)
+        assert [getattr(r, "status_code", r) for r in results] == [200] * 8
+    finally:
+        await http.close()
+        await p.stop()
+
+
+async def test_one_broken_connection_does_not_fail_the_others_in_flight(
+        upstream: tuple[str, list[str]]) -> None:
+    http = make_http("127.0.0.1", "u", "p", timeout=2.0)
+    try:
+        loop = asyncio.get_running_loop()
+        others = [loop.create_task(http.request("GET", upstream[0] + f"/ari/slow/{i}"))
+                  for i in range(8)]
+        await asyncio.sleep(0.1)
+        with pytest.raises(httpx.TransportError):
+            await http.request("GET", upstream[0] + "/ari/reset")
+        results = await asyncio.gather(*others, return_exceptions=True)
+        assert [getattr(r, "status_code", r) for r in results] == [200] * 8
+        # and the fresh pool serves the next request
+        assert (await http.request("GET", upstream[0] + "/ari/next")).status_code == 200
+    finally:
+        await http.close()
