@@ -4,7 +4,8 @@
 (one in ten hangs up in the main menu instead) and are answered by SIPp agent
 phones, while a proxy between the app and Asterisk fails a seeded random 5% of
 the app's ARI requests (half HTTP 500, half held until the app's request
-timeout) and drops the events websocket once. No fault may reach beyond the
+timeout: of those, half never reach Asterisk and half are carried out with the
+answer lost) and drops the events websocket once. No fault may reach beyond the
 call it hit: the app keeps running, every call placed ends with exactly one
 archived call, no agent is left offered or on a call, and Asterisk holds
 nothing of ours afterwards.
@@ -272,12 +273,6 @@ def test_chaos_faults_stay_inside_the_call_they_hit(stack: StackUnderTest, agent
             h = wait_for("app /health with ARI connected", lambda: _ari_up(stack), 30)
             summary["health"] = h
 
-            # the faults really happened
-            assert counts.failed_500 >= MIN_EACH_FAULT, counts
-            assert counts.held >= MIN_EACH_FAULT, counts
-            assert counts.held_abandoned >= MIN_EACH_FAULT, "the app never timed out a hold"
-            assert counts.ws_dropped == 1 and counts.ws_opened >= 2, counts
-
             # every call placed: exactly one archived call, and (schema 2) its events
             got = _wait_archived(s.archive, callers, timeout=20)
             missing = [c for c in callers if c not in got]
@@ -309,6 +304,14 @@ def test_chaos_faults_stay_inside_the_call_they_hit(stack: StackUnderTest, agent
 
             # every broken promise at once, so one run shows all that chaos found
             problems = []
+            # first, that the faults really happened (else nothing below means anything)
+            if min(counts.failed_500, counts.held, counts.held_abandoned) < MIN_EACH_FAULT:
+                problems.append(f"too few faults injected: {counts.failed_500} HTTP 500, "
+                                f"{counts.held} held, {counts.held_abandoned} timed out by "
+                                f"the app (want {MIN_EACH_FAULT} of each)")
+            if counts.ws_dropped != 1 or counts.ws_opened < 2:
+                problems.append(f"websocket dropped {counts.ws_dropped} times, opened "
+                                f"{counts.ws_opened} times (want one drop and a reconnect)")
             if bad_lines:
                 problems.append("crash lines in the app log:\n" + "\n".join(bad_lines[:20]))
             if cancelled:
@@ -347,10 +350,12 @@ def _summary(counts: ChaosCounts, sipp: dict[int, SippResult], placed_for: float
         "placed_seconds": round(placed_for, 1),
         "sipp_ok": sum(1 for r in sipp.values() if r.ok),
         "proxy": {"forwarded": counts.forwarded, "failed_500": counts.failed_500,
-                  "held": counts.held, "held_abandoned": counts.held_abandoned,
+                  "held": counts.held, "held_after": counts.held_after,
+                  "held_abandoned": counts.held_abandoned,
                   "upstream_errors": counts.upstream_errors, "ws_opened": counts.ws_opened,
                   "ws_dropped": counts.ws_dropped,
-                  "faulted_ops": dict(counts.faulted_ops.most_common())},
+                  "faulted_ops": dict(counts.faulted_ops.most_common()),
+                  "connect_trace": counts.trace},
     }
 
 

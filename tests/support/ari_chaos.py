@@ -3,8 +3,10 @@
 Every REST request the app sends is forwarded to Asterisk unless a seeded
 random draw (one per request, in arrival order) picks it for a fault; faults
 alternate between an HTTP 500 and a hold (the proxy keeps the request open and
-answers nothing until the client gives up). A faulted request never reaches
-Asterisk, so what the app sees is exactly what Asterisk did. The events
+answers nothing until the client gives up). A 500 never reaches Asterisk. Holds
+alternate between the two ways a timeout happens: the request is lost on the
+way (Asterisk never sees it) or the answer is (Asterisk did it, the app cannot
+know: an originate that rings an agent anyway, a hang-up that happened). The events
 websocket is forwarded both ways and its handshake is never faulted; it can be
 dropped on demand (once or more), and the app must then reconnect.
 
@@ -52,14 +54,20 @@ class ChaosCounts:
     failed_500: int = 0
     held: int = 0
     held_abandoned: int = 0  # holds the client gave up on (its timeout fired)
+    held_after: int = 0      # holds of the answer: Asterisk carried the request out
     upstream_errors: int = 0
     ws_opened: int = 0
     ws_dropped: int = 0
     faulted_ops: Counter[str] = field(default_factory=Counter)
+    # what a (re)connect costs: websocket and swagger (api-docs) requests, with the
+    # time since the proxy started, what the proxy did and how long it took
+    trace: list[str] = field(default_factory=list)
 
     def snapshot(self) -> ChaosCounts:
-        out = ChaosCounts(**{k: v for k, v in vars(self).items() if k != "faulted_ops"})
+        out = ChaosCounts(**{k: v for k, v in vars(self).items()
+                             if k not in ("faulted_ops", "trace")})
         out.faulted_ops = Counter(self.faulted_ops)
+        out.trace = list(self.trace)
         return out
 
 
@@ -81,6 +89,7 @@ class ChaosProxy:
         self._ws_open = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._t0 = 0.0
         self.port = 0
 
     @property
@@ -88,6 +97,7 @@ class ChaosProxy:
         return f"http://127.0.0.1:{self.port}/"
 
     async def start(self, port: int = 0) -> str:
+        self._t0 = asyncio.get_running_loop().time()
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=30), auto_decompress=False,
             connector=aiohttp.TCPConnector(limit=0))
@@ -119,7 +129,9 @@ class ChaosProxy:
         if self._rng.random() >= self.fault_rate:
             return None
         self._faults += 1
-        return "500" if self._faults % 2 else "hold"
+        if self._faults % 2:
+            return "500"
+        return "hold" if self._faults % 4 else "hold_after"
 
     async def _hold(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
@@ -138,6 +150,18 @@ class ChaosProxy:
 
     # -- forwarding ----------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        response = await self._answer(request)
+        if "/api-docs/" in request.path or "/events" in request.path:
+            what = "ws" if isinstance(response, web.WebSocketResponse) else response.status
+            if len(self.counts.trace) < 400:
+                self.counts.trace.append(
+                    f"{t0 - self._t0:8.3f}s {op_name(request.method, request.path)} -> {what} "
+                    f"in {(loop.time() - t0) * 1000:.0f} ms")
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
         fault = self._draw(request.method, request.path)
@@ -147,7 +171,13 @@ class ChaosProxy:
                 self.counts.failed_500 += 1
                 return web.Response(status=500, text="injected by the chaos proxy")
             self.counts.held += 1
+            if fault == "hold_after":
+                self.counts.held_after += 1
+                await self._forward(request)
             return await self._hold(request)
+        return await self._forward(request)
+
+    async def _forward(self, request: web.Request) -> web.Response:
         assert self._session is not None
         # Host is kept: Asterisk writes it into the swagger basePath, which is where
         # asyncari then sends every request, so it must name this proxy

@@ -76,7 +76,7 @@ async def test_forwards_method_path_body_and_keeps_host(
     assert proxy.counts.forwarded == 1 and proxy.counts.failed_500 == 0
 
 
-async def test_faults_alternate_500_and_hold_and_never_reach_asterisk(
+async def test_faults_alternate_500_and_holds_before_and_after_asterisk(
         proxy: ChaosProxy, upstream: tuple[str, list[str]]) -> None:
     proxy.fault_rate = 1.0
     http = make_http("127.0.0.1", "u", "p", timeout=0.5)
@@ -89,16 +89,24 @@ async def test_faults_alternate_500_and_hold_and_never_reach_asterisk(
             await http.request("POST", proxy.url + "ari/bridges/b-1/addChannel")
         # the app's request timeout, not the proxy's hold_max, ended the hold
         assert time.monotonic() - t0 < 2.0
+        assert upstream[1] == []  # neither reached Asterisk
+        with pytest.raises(httpx.HTTPStatusError):
+            await http.request("POST", proxy.url + "ari/channels/c-2/answer")
+        # the fourth fault: Asterisk carries it out, the answer is lost
+        with pytest.raises(httpx.TimeoutException):
+            await http.request("POST", proxy.url + "ari/channels/c-3/answer")
+        assert upstream[1] == ["POST /ari/channels/c-3/answer"]
     finally:
         await http.close()
     for _ in range(50):
-        if proxy.counts.held_abandoned:
+        if proxy.counts.held_abandoned == 2:
             break
         await asyncio.sleep(0.05)
     c = proxy.counts
-    assert (c.failed_500, c.held, c.held_abandoned, c.forwarded) == (1, 1, 1, 0)
-    assert upstream[1] == []
-    assert c.faulted_ops == {"500 DELETE channels/*": 1, "hold POST bridges/*/addChannel": 1}
+    assert (c.failed_500, c.held, c.held_after, c.held_abandoned) == (2, 2, 1, 2)
+    assert c.faulted_ops == {"500 DELETE channels/*": 1, "hold POST bridges/*/addChannel": 1,
+                             "500 POST channels/*/answer": 1,
+                             "hold_after POST channels/*/answer": 1}
 
 
 async def test_the_seed_decides_which_requests_fail(upstream: tuple[str, list[str]]) -> None:
