@@ -7,6 +7,7 @@ touches untyped objects and tests can read every operation the app uses.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
 from typing import Any
@@ -64,9 +65,14 @@ class RawClient(Client):  # type: ignore[misc]
             self.closed.set()
 
 
-def _session() -> httpx.AsyncClient:
-    # asyncswagger11 allows only 3 concurrent requests; a busy hotline needs more
-    return httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
+
+def _session(timeout: float = DEFAULT_REQUEST_TIMEOUT) -> httpx.AsyncClient:
+    # asyncswagger11 allows only 3 concurrent requests; a busy hotline needs more.
+    # The timeout bounds how long one call waits on an Asterisk that does not answer
+    # (ari.request_timeout); connecting gets at most 3 s of it.
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
                              limits=httpx.Limits(max_connections=64,
                                                  max_keepalive_connections=32))
 
@@ -75,9 +81,16 @@ class _Http(AsynchronousHttpClient):  # type: ignore[misc]
     """asyncswagger11's client closes its session on any transport error and then
     retries on that closed session, so one failed request would break every
     later one until a reconnect. This one opens a fresh pool instead, and
-    retries only when the request was never sent (a POST is not repeated)."""
+    retries only when the request was never sent (a POST is not repeated).
+
+    The old pool is closed only once the requests other calls have in flight on
+    it are done (or timed out): closing it at once failed all of them with
+    ReadError, so one call's timeout failed every call talking to ARI then. A
+    timeout swaps nothing: httpx already drops that one connection."""
 
     session: httpx.AsyncClient
+    timeout: float = DEFAULT_REQUEST_TIMEOUT
+    _retiring: dict[asyncio.Task[None], httpx.AsyncClient]
 
     async def request(self, method: str, url: str, params: Any = None, data: Any = None,
                       headers: Any = None) -> httpx.Response:
@@ -88,9 +101,11 @@ class _Http(AsynchronousHttpClient):  # type: ignore[misc]
         try:
             response = await self.session.request(method, url, params=params, data=data,
                                                   headers=headers)
+        except httpx.TimeoutException:
+            raise
         except httpx.TransportError as e:
-            old, self.session = self.session, _session()
-            await old.aclose()
+            old, self.session = self.session, _session(self.timeout)
+            self._retire(old)
             if not isinstance(e, httpx.ConnectError):
                 raise
             response = await self.session.request(method, url, params=params, data=data,
@@ -106,6 +121,22 @@ class _Http(AsynchronousHttpClient):  # type: ignore[misc]
         return response
 
 
+    def _retire(self, old: httpx.AsyncClient) -> None:
+        async def close_later() -> None:
+            await asyncio.sleep(self.timeout + 1.0)
+            await old.aclose()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retiring[task] = old
+        task.add_done_callback(lambda t: self._retiring.pop(t, None))
+
+    async def close(self) -> None:
+        for task, old in list(self._retiring.items()):
+            task.cancel()
+            await old.aclose()
+        await super().close()
+
+
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -113,9 +144,12 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def make_http(host: str, username: str, password: str) -> Any:
+def make_http(host: str, username: str, password: str,
+              timeout: float = DEFAULT_REQUEST_TIMEOUT) -> Any:
     http = _Http(auth=_Auth(host, username, password))
-    http.session = _session()
+    http.timeout = timeout
+    http._retiring = {}
+    http.session = _session(timeout)
     return http
 
 

@@ -61,7 +61,8 @@ class AriSupervisor:
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[RawClient]:
         host = urllib.parse.urlparse(self.settings.url).hostname or "127.0.0.1"
-        http = make_http(host, self.settings.username, self._password)
+        http = make_http(host, self.settings.username, self._password,
+                         timeout=self.settings.request_timeout)
         try:
             async with anyio.create_task_group() as tg:
                 raw = RawClient(tg, self.settings.url, self.settings.app, http, self._on_event)

@@ -62,6 +62,8 @@ class AriSettings(Strict):
     app: Ident = "hotline"
     reconnect_initial: float = Field(0.5, gt=0)
     reconnect_max: float = Field(10.0, gt=0)
+    # seconds one ARI request may take before the call that made it treats it as failed
+    request_timeout: float = Field(10.0, gt=0, le=120)
 
 
 class AmiSettings(Strict):

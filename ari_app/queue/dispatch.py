@@ -30,7 +30,7 @@ from ari_app.config.models import HotlineConfig
 from ari_app.config.queue import QueueSettings
 from ari_app.logs import get_logger
 from ari_app.queue.routing import steps_for
-from ari_app.queue.waiting import WaitingQueues
+from ari_app.queue.waiting import WaitingCaller, WaitingQueues
 
 log = get_logger("dispatch")
 OWNER_TTL = 6 * 3600
@@ -124,6 +124,10 @@ class Dispatcher:
                     log.warning("dispatch.redis_error", error=str(e))
                     pause = self.tick
                     await asyncio.sleep(self.tick)
+                except Exception:  # the dispatcher serves every call: keep it up
+                    log.exception("dispatch.round_failed")
+                    pause = self.tick
+                    await asyncio.sleep(self.tick)
 
     async def _next_pause(self) -> float:
         """Sleep until the next wrap-up ends (it ends lazily, so nothing else wakes
@@ -144,28 +148,48 @@ class Dispatcher:
                     while not stop.is_set():
                         msg = await ps.get_message(ignore_subscribe_messages=True, timeout=1.0)
                         if msg is not None:
-                            await self._on_message(msg)
+                            await self._on_message_guarded(msg)
             except (RedisError, OSError) as e:
                 log.warning("dispatch.pubsub_lost", error=str(e))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _on_message_guarded(self, msg: dict[str, Any]) -> None:
+        """One bad message (another instance's bug, a stray publish, a Redis error
+        while handing an offer back) is that message's problem: log it, read the next."""
+        try:
+            await self._on_message(msg)
+        except BadMessage as e:
+            log.warning("dispatch.bad_message", error=str(e), data=_preview(msg.get("data")))
+        except RedisError as e:
+            log.warning("dispatch.message_redis_error", error=str(e))
+        except Exception:  # never let one message stop the listener
+            log.exception("dispatch.message_failed", data=_preview(msg.get("data")))
 
     async def _on_message(self, msg: dict[str, Any]) -> None:
         channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
         if channel == self._wake_channel:
             self._wake.set()
             return
-        data = json.loads(msg["data"])
-        agent = self.pool.agents.get(data["agent"])
+        call_id, agent_id, step = parse_offer(msg.get("data"))
+        agent = self.pool.agents.get(agent_id)
         if agent is None:
+            log.warning("dispatch.unknown_agent", agent=agent_id, call=call_id)
             return
-        offer = Offer(agent=agent, step=int(data["step"]))
-        if not self.box.deliver(data["call"], offer):
-            await self._hand_back(data["call"], offer)
+        offer = Offer(agent=agent, step=step)
+        if not self.box.deliver(call_id, offer):
+            await self._hand_back(call_id, offer)
 
     async def dispatch_all(self) -> None:
+        """Each entity on its own: a Redis error or a bad entry in one entity's
+        queue is logged and that entity is retried next round; the others go on."""
         for entity in await self.waiting.entities():
-            await self.dispatch(entity)
+            try:
+                await self.dispatch(entity)
+            except RedisError as e:
+                log.warning("dispatch.entity_redis_error", entity=entity, error=str(e))
+            except Exception:  # one entity's bad data must not starve the rest
+                log.exception("dispatch.entity_failed", entity=entity)
 
     async def dispatch(self, entity: str) -> None:
         callers = await self.waiting.waiting(entity, limit=50)
@@ -180,7 +204,20 @@ class Dispatcher:
                 self.lost_races += 1
                 await self.pool.unoffer(offer.agent.id, c.call_id)
                 continue
-            await self._deliver(c.call_id, entity, offer)
+            try:
+                await self._deliver(c.call_id, entity, offer)
+            except RedisError:
+                await self._undo(c, offer)
+                raise
+
+    async def _undo(self, c: WaitingCaller, offer: Offer) -> None:
+        """The offer could not be handed over: the agent goes back to available and
+        the caller back into line at their original place, so neither is stranded."""
+        with contextlib.suppress(RedisError):
+            await self.pool.unoffer(offer.agent.id, c.call_id)
+        with contextlib.suppress(RedisError):
+            await self.waiting.join(c.entity, c.call_id, c.language, priority=c.priority,
+                                    arrival=c.arrival, transferred=c.transferred)
 
     async def _deliver(self, call_id: str, entity: str, offer: Offer) -> None:
         self.offers += 1
@@ -201,3 +238,33 @@ class Dispatcher:
         await self.pool.unoffer(offer.agent.id, call_id)
         log.info("dispatch.offer_orphaned", call=call_id, agent=offer.agent.id)
         self._wake.set()
+
+
+class BadMessage(ValueError):
+    """An offer message on pub/sub that is not what `_deliver` publishes."""
+
+
+def parse_offer(data: Any) -> tuple[str, str, int]:
+    """(call, agent, step) from an offer message, or BadMessage naming what is wrong."""
+    try:
+        obj = json.loads(data)
+    except (TypeError, ValueError) as e:
+        raise BadMessage(f"offer is not JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise BadMessage(f"offer is a JSON {type(obj).__name__}, not an object")
+    call, agent, step = obj.get("call"), obj.get("agent"), obj.get("step")
+    if not isinstance(call, str) or not call:
+        raise BadMessage("offer has no `call` string")
+    if not isinstance(agent, str) or not agent:
+        raise BadMessage("offer has no `agent` string")
+    if isinstance(step, bool) or not isinstance(step, int | str):
+        raise BadMessage(f"offer `step` is not an integer: {step!r}")
+    try:
+        return call, agent, int(step)
+    except ValueError:
+        raise BadMessage(f"offer `step` is not an integer: {step!r}") from None
+
+
+def _preview(data: Any) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else repr(data)
+    return text[:120]
