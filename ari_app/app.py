@@ -104,7 +104,7 @@ class Hotline:
         self.runner = InteractionRunner(cfg, self.prompts, self.store, self.records, self.router,
                                         lambda: self.ari.client, first, self.counters)
         self.recovery = Recovery(cfg.instance_id, cfg.ari.app, self.runner, self.registry)
-        self.agi = AgiServer(cfg, self.store)
+        self.agi = AgiServer(cfg, self.store, self.records)
         self.live = RedisLiveView(self.redis, self.pool, self.waiting, cfg, self.counters)
         token = resolve_secret(cfg.http.token, src).get_secret_value()
         self.web = WebServer(cfg.http.bind, cfg.http.port, WebDeps(
@@ -189,9 +189,7 @@ class Hotline:
             self.router.unregister(interaction.session.channel_id)
 
     async def _hangup_quietly(self, chan_id: str) -> None:
-        client = self.ari.client
-        if client is not None:
-            await client.hangup(chan_id)
+        await self.runner.janitor.remove("channel", chan_id)
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._call_tasks.discard(task)
@@ -235,22 +233,35 @@ class Hotline:
         log.warning("app.ari_down", calls=len(self._call_tasks))
 
     async def _reconcile(self, client: AriClient) -> None:
-        if not len(self.router):
-            return
-        """After a reconnect, calls whose channel Asterisk no longer has are over.
+        """After a reconnect, deliver what the websocket gap swallowed.
 
-        A websocket blip leaves channels in Stasis; an Asterisk restart takes
-        them all. Only Asterisk's own list can tell the two apart.
-        """
+        A blip leaves channels in Stasis but loses the events sent meanwhile; an
+        Asterisk restart takes every channel. Only Asterisk's own lists tell: a
+        caller's channel gone is a call over, another leg gone is that leg's
+        hang-up, a playback gone is a playback finished."""
+        interactions = self.router.interactions()
+        if not interactions:
+            return
         try:
             alive = set(await client.channel_ids())
+            playing = {pb for i in interactions for pb in list(i.session.playbacks)
+                       if await client.playback_alive(pb)}
         except Exception as e:  # noqa: BLE001
             log.warning("app.reconcile_failed", error=str(e))
             return
-        for interaction in self.router.interactions():
-            if interaction.session.channel_id not in alive:
-                interaction.deliver({"type": "StasisEnd",
-                                     "channel": {"id": interaction.session.channel_id},
+        for interaction in interactions:
+            caller = interaction.session.channel_id
+            for leg in list(interaction.legs.values()):
+                if leg.channel_id in alive or leg.channel_id == caller:
+                    continue
+                interaction.deliver({"type": "ChannelDestroyed",
+                                     "channel": {"id": leg.channel_id}, "hotline_lost": True})
+            for pb in list(interaction.session.playbacks):
+                if pb not in playing:
+                    interaction.deliver({"type": "PlaybackFinished", "playback": {"id": pb},
+                                         "hotline_lost": True})
+            if caller not in alive:
+                interaction.deliver({"type": "StasisEnd", "channel": {"id": caller},
                                      "hotline_lost": True})
 
     def health(self) -> dict[str, Any]:
@@ -281,6 +292,7 @@ class Hotline:
             services.create_task(self.dispatcher.run(self._services_stop), name="dispatcher")
             services.create_task(self.sites.run(self._services_stop), name="sites")
             services.create_task(self.records.drain_forever(self._services_stop), name="spool")
+            services.create_task(self.runner.janitor.run(self._services_stop), name="janitor")
             services.create_task(LoopLagMonitor(self.counters).run(self._services_stop),
                                  name="loop-lag")
             async with asyncio.TaskGroup() as calls:

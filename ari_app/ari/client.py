@@ -18,7 +18,10 @@ from asyncari.client import Client
 from asyncari.model import OperationError
 from asyncswagger11.http_client import AsynchronousHttpClient, Authenticator
 
+from ari_app.logs import get_logger
+
 Event = dict[str, Any]
+log = get_logger("ari")
 
 
 class AriError(Exception):
@@ -153,11 +156,38 @@ def make_http(host: str, username: str, password: str,
     return http
 
 
+RETRY_PAUSE = 0.1
+# operations whose repeat answers 409/422 when the first attempt, whose answer was
+# lost, already did the job
+REPEAT_FINDS_IT_DONE = frozenset({"originateWithId", "playWithId", "createWithId",
+                                  "addChannel"})
+
+
 class AriClient:
     def __init__(self, raw: RawClient) -> None:
         self._raw = raw
 
     async def _op(self, repo: str, op: str, *, missing_ok: bool = False, **kw: Any) -> Any:
+        """One ARI request, tried twice when it failed in transit or Asterisk answered
+        5xx: a lost answer or a passing fault must not end a citizen's call. Every
+        operation the app uses is safe to repeat: the ones that create something
+        name it (channel, playback, bridge ids), so a repeat that finds it made
+        (409, or 422 for a channel already in its bridge) means the first one did it."""
+        try:
+            return await self._once(repo, op, missing_ok, kw)
+        except AriError as e:
+            if e.status is not None and e.status < 500:
+                raise
+            log.info("ari.retry", op=f"{repo}.{op}", status=e.status)
+        await asyncio.sleep(RETRY_PAUSE)
+        try:
+            return await self._once(repo, op, missing_ok, kw)
+        except AriError as e:
+            if e.status in (409, 422) and op in REPEAT_FINDS_IT_DONE:
+                return None
+            raise
+
+    async def _once(self, repo: str, op: str, missing_ok: bool, kw: dict[str, Any]) -> Any:
         try:
             return await getattr(getattr(self._raw, repo), op)(**kw)
         except OperationError as e:
@@ -242,6 +272,11 @@ class AriClient:
         """Every channel with its details (state, dialplan app data)."""
         res = await self._op("channels", "list")
         return [dict(getattr(c, "json", None) or {"id": c.id}) for c in res or []]
+
+    async def playback_alive(self, playback_id: str) -> bool:
+        """Is this playback still playing (ARI has no list of playbacks)?"""
+        return await self._op("playbacks", "get", missing_ok=True,
+                              playbackId=playback_id) is not None
 
     async def bridge_ids(self) -> list[str]:
         res = await self._op("bridges", "list")

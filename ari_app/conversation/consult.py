@@ -119,7 +119,7 @@ class Consulting:
         entry.agent, entry.site = consultee.id, consultee.site
         # the caller holds with music outside the bridge; the agent stays in it
         await s.ari.remove_from_bridge(bridge, [s.channel_id])
-        await s.ari.start_moh(s.channel_id)
+        await s.music(True)
         leg = ctx.interaction.new_id("c")
         ctx.interaction.add_leg(Role.CONSULT, leg, agent=consultee.id)
         await ctx.checkpoint(self)
@@ -214,8 +214,7 @@ class Consulting:
     async def _drop_consultee(self, ctx: CallContext, answered: bool) -> None:
         leg = ctx.interaction.drop_leg(Role.CONSULT)
         if leg is not None:
-            with contextlib.suppress(AriError, AriUnavailable):
-                await ctx.session.ari.hangup(leg.channel_id)
+            await ctx.hang_up(leg.channel_id)
         if self.consultee is not None:
             pool = self.deps.svc.pool
             if answered:  # a colleague's consult is no call of their own: no wrap-up
@@ -226,7 +225,7 @@ class Consulting:
 
     async def _back_to_caller(self, ctx: CallContext, bridge: str) -> None:
         s = ctx.session
-        await s.ari.stop_moh(s.channel_id)
+        await s.music(False)
         await s.ari.add_to_bridge(bridge, [s.channel_id])
         log.info("consult.returned", agent=self.talk["agent"])
 
@@ -244,7 +243,7 @@ class Consulting:
         await self._end_first(ctx, keep_bridge=True)
         leg = ctx.interaction.add_leg(Role.AGENT, consult.channel_id, agent=self.consultee)
         leg.status = "up"
-        await s.ari.stop_moh(s.channel_id)
+        await s.music(False)
         await s.ari.add_to_bridge(bridge, [s.channel_id])
         rec.hangup_by = None
         entity = str(self.talk["entity"])

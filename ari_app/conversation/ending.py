@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 
-from ari_app.ari.client import AriError
 from ari_app.conversation.deps import TalkDeps
 from ari_app.interactions.context import CallContext
 from ari_app.interactions.model import Role
-from ari_app.interactions.session import AriUnavailable
 
 
 async def end_conversation(ctx: CallContext, deps: TalkDeps, entity: str, agent: str,
@@ -21,12 +18,10 @@ async def end_conversation(ctx: CallContext, deps: TalkDeps, entity: str, agent:
     rec.talk_seconds = round((rec.talk_seconds or 0.0) + talk, 3)
     leg = ctx.interaction.drop_leg(Role.AGENT)
     if leg is not None:
-        with contextlib.suppress(AriError, AriUnavailable):
-            await s.ari.hangup(leg.channel_id)
+        await ctx.hang_up(leg.channel_id)
     bridge = None if keep_bridge else ctx.interaction.drop_bridge("main")
     if bridge is not None:
-        with contextlib.suppress(AriError, AriUnavailable):
-            await s.ari.destroy_bridge(bridge)
+        await ctx.destroy_bridge(bridge)
     wrapup = svc.settings.wrapup_seconds
     rec.wrapup_seconds = round((rec.wrapup_seconds or 0.0) + wrapup, 3)
     await svc.pool.release(agent, wrapup, s.call_id)

@@ -2,8 +2,10 @@
 
 It answers two questions before the app spends anything on a call: is this
 caller blocked (the dialplan then plays a notice and hangs up), and which
-language did this caller choose last time. It must answer fast and never hang
-a call: Redis gets a short timeout and every failure means "no answer"
+language did this caller choose last time. And when the dialplan could not
+hand a call to the app (the ARI connection was down, or the app was draining),
+`unavailable` writes that call's record, so no call goes uncounted. It must
+answer fast and never hang a call: Redis gets a short timeout and every failure means "no answer"
 (the dialplan fails open into Stasis).
 
 panoramisk's own connection handler loops forever on a peer that closes
@@ -16,12 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import uuid
+from typing import Protocol
 
 from panoramisk.fast_agi import Request
 
 from ari_app.config.models import HotlineConfig
 from ari_app.interactions.store import CallStore
 from ari_app.logs import get_logger
+from ari_app.records.events import Recorder, RecordEvent
+from ari_app.records.model import CallRecord, HangupBy, Outcome, utcnow
 from ari_app.sanitize import clean_text
 
 log = get_logger("agi")
@@ -33,10 +39,16 @@ def normalise_number(number: str) -> str:
     return re.sub(r"[^0-9]", "", number)
 
 
+class EventSink(Protocol):
+    async def publish_events(self, events: list[RecordEvent]) -> object: ...
+
+
 class AgiServer:
-    def __init__(self, cfg: HotlineConfig, store: CallStore) -> None:
+    def __init__(self, cfg: HotlineConfig, store: CallStore,
+                 records: EventSink | None = None) -> None:
         self.cfg = cfg
         self.store = store
+        self.records = records
         self._blocked = {normalise_number(n) for n in cfg.callers.blocklist}
         self.requests = 0
         self.refused = 0
@@ -65,6 +77,9 @@ class AgiServer:
         try:
             headers = await asyncio.wait_for(self._headers(reader), 5)
             script = headers.get("agi_network_script", "")
+            if script == "unavailable":
+                await self._unavailable(headers)
+                return
             if script != "lookup":
                 self.refused += 1
                 log.warning("agi.unknown_script", script=clean_text(script, 64))
@@ -89,6 +104,26 @@ class AgiServer:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+    async def _unavailable(self, headers: dict[str, str]) -> None:
+        """The record of a call the dialplan kept from the app: refused."""
+        status = clean_text(headers.get("agi_arg_1", ""), 16)
+        rec = CallRecord(
+            call_id=uuid.uuid4().hex[:20], app=self.cfg.instance_id,
+            channel_uniqueid=clean_text(headers.get("agi_uniqueid", ""), 64),
+            linkedid=clean_text(headers.get("agi_uniqueid", ""), 64),
+            caller=clean_text(headers.get("agi_callerid", ""), 64),
+            dialled=clean_text(headers.get("agi_arg_2", "") or headers.get("agi_extension", ""),
+                               32),
+            arrived_at=utcnow(), ended_at=utcnow(), outcome=Outcome.REJECTED,
+            hangup_by=HangupBy.APP,
+            failure=("the hotline app was not connected to Asterisk (Stasis app not active)"
+                     if status == "FAILED" else "refused while the hotline app was draining"))
+        log.warning("agi.call_refused", call_id=rec.call_id, reason=rec.failure)
+        if self.records is not None:
+            recorder = Recorder(rec)
+            recorder.emit("rejected")
+            await self.records.publish_events(recorder.take())
 
     async def serve(self, stop: asyncio.Event) -> None:
         server = await asyncio.start_server(self.handle, self.cfg.agi.bind, self.cfg.agi.port)

@@ -17,6 +17,7 @@ from ari_app.records.events import Recorder, RecordEvent
 from ari_app.records.model import CallRecord
 
 if TYPE_CHECKING:
+    from ari_app.interactions.janitor import Janitor
     from ari_app.interactions.store import CallStore
     from ari_app.prompts.catalog import PromptCatalog
 
@@ -28,6 +29,7 @@ class CallContext:
     cfg: HotlineConfig
     prompts: PromptCatalog
     store: CallStore
+    janitor: Janitor
 
     @property
     def session(self) -> CallSession:
@@ -50,6 +52,13 @@ class CallContext:
         rec.prompts = s.prompts[-200:]
         rec.digits = "".join(s.digits)[-200:]
         return self.recorder.emit(kind)
+
+    async def hang_up(self, channel_id: str) -> bool:
+        """Hang a leg up; if Asterisk cannot be told now, the janitor keeps trying."""
+        return await self.janitor.remove("channel", channel_id)
+
+    async def destroy_bridge(self, bridge_id: str) -> bool:
+        return await self.janitor.remove("bridge", bridge_id)
 
     async def checkpoint(self, state: State) -> None:
         """Save where the interaction is, so a restarted app carries on from here."""

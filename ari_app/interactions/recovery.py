@@ -74,7 +74,9 @@ class Recovery:
                     report.unreadable.append(call_id)
                     await self._end_unreadable(client, call_id, cp, repr(e), claimed)
         for chan_id, chan in channels.items():
-            if chan_id not in claimed and _ours(chan, self.app):
+            # a channel an interaction took since the list was read is no orphan
+            if chan_id not in claimed and _ours(chan, self.app) and \
+                    self.runner.router.owner(chan_id) is None:
                 with contextlib.suppress(AriError):
                     await client.hangup(chan_id)
                 report.orphans.append(chan_id)

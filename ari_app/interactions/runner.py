@@ -4,7 +4,6 @@ hang-ups, clean-up, and the events that make its record."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import structlog
 from ari_app.ari.client import AriClient, AriError, Event
 from ari_app.config.models import HotlineConfig
 from ari_app.interactions.context import CallContext
+from ari_app.interactions.janitor import Janitor
 from ari_app.interactions.machine import Counters, State, outcome_for_hangup
 from ari_app.interactions.model import Interaction
 from ari_app.interactions.router import EventRouter
@@ -44,7 +44,8 @@ class CallStats:
 class InteractionRunner:
     def __init__(self, cfg: HotlineConfig, prompts: Any, store: CallStore, records: EventSink,
                  router: EventRouter, ari_ref: Callable[[], AriClient | None],
-                 first: Callable[[], State], counters: Counters | None = None) -> None:
+                 first: Callable[[], State], counters: Counters | None = None,
+                 janitor: Janitor | None = None) -> None:
         self.cfg = cfg
         self.prompts = prompts
         self.store = store
@@ -53,6 +54,7 @@ class InteractionRunner:
         self.ari_ref = ari_ref
         self.first = first
         self.counters = counters
+        self.janitor = janitor or Janitor(ari_ref)
         self.stats = CallStats()
 
     def new_interaction(self, ev: Event) -> Interaction:
@@ -74,7 +76,7 @@ class InteractionRunner:
 
     def context(self, interaction: Interaction, recorder: Recorder) -> CallContext:
         return CallContext(interaction=interaction, recorder=recorder, cfg=self.cfg,
-                           prompts=self.prompts, store=self.store)
+                           prompts=self.prompts, store=self.store, janitor=self.janitor)
 
     async def run(self, interaction: Interaction, first: State | None = None,
                   recorder: Recorder | None = None) -> None:
@@ -132,12 +134,14 @@ class InteractionRunner:
             rec.failure = "ARI connection lost during the call"
             rec.hangup_by = HangupBy.SYSTEM
         except AriError as e:
-            rec.outcome = Outcome.FAILED
+            # an answered call stays answered: the citizen was served, the failure
+            # after it is recorded beside that
+            rec.outcome = rec.outcome if rec.outcome == Outcome.ANSWERED else Outcome.FAILED
             rec.failure = str(e)[:500]
             rec.hangup_by = HangupBy.APP
             log.warning("call.ari_error", error=str(e))
         except Exception as e:
-            rec.outcome = Outcome.FAILED
+            rec.outcome = rec.outcome if rec.outcome == Outcome.ANSWERED else Outcome.FAILED
             rec.failure = f"{type(e).__name__}: {e}"[:500]
             rec.hangup_by = HangupBy.APP
             log.exception("call.crashed")
@@ -150,8 +154,10 @@ class InteractionRunner:
         interaction, session, rec = ctx.interaction, ctx.session, ctx.record
         await self.release(interaction)
         if session.gone is None:
-            with contextlib.suppress(AriError, AriUnavailable):
+            try:
                 await session.hangup()
+            except (AriError, AriUnavailable):
+                self.janitor.later("channel", session.channel_id)
         rec.ended_at = utcnow()
         if self.counters is not None:
             try:
@@ -172,18 +178,16 @@ class InteractionRunner:
                  seconds=round(time.monotonic() - t0, 3))
 
     async def release(self, interaction: Interaction) -> None:
-        """Hang up every leg but the caller's and destroy every bridge still held."""
-        client = self.ari_ref()
+        """Hang up every leg but the caller's and destroy every bridge still held
+        (what Asterisk cannot be told now, the janitor keeps trying)."""
         for role in [r for r in interaction.legs if r.value != "caller"]:
             leg = interaction.drop_leg(role)
-            if leg is not None and client is not None:
-                with contextlib.suppress(AriError):
-                    await client.hangup(leg.channel_id)
+            if leg is not None:
+                await self.janitor.remove("channel", leg.channel_id)
         for purpose in list(interaction.bridges):
             bridge = interaction.drop_bridge(purpose)
-            if bridge is not None and client is not None:
-                with contextlib.suppress(AriError):
-                    await client.destroy_bridge(bridge)
+            if bridge is not None:
+                await self.janitor.remove("bridge", bridge)
         self.router.unregister(interaction.session.channel_id)
 
 

@@ -20,6 +20,7 @@ DTMF_KEYS = frozenset("0123456789*#")
 # AST_SOFTHANGUP_SHUTDOWN | AST_SOFTHANGUP_APPUNLOAD (include/asterisk/channel.h)
 SYSTEM_SOFT_HANGUPS = 0x04 | 0x10
 _ids = itertools.count(1)
+MAX_PLAYBACK_SECONDS = 300.0
 
 
 class CallerGone(Exception):
@@ -124,27 +125,58 @@ class CallSession:
             await self.ari.play(self.channel_id, media, lang, pb_id)
         except AriError as e:
             self.playbacks.discard(pb_id)
-            await self.gone_or_raise(e)
+            if e.status == 404:
+                raise CallerGone("hangup") from None
+            # a channel Asterisk is tearing down answers 409/500: a hang-up event
+            # follows at once. Otherwise the prompt is skipped rather than the call
+            # lost: the menu that follows still waits for the caller's key.
+            await self.pause(0.3)
+            log.warning("call.prompt_skipped", error=str(e)[:160])
+            await self._stop(pb_id)
+            return PlayResult(None)
+        # a PlaybackFinished lost (say, in an ARI reconnect the reconciliation did
+        # not cover) must not hold the caller for ever: no prompt plays this long
+        deadline = time.monotonic() + MAX_PLAYBACK_SECONDS
         while True:
             if stop_on is not None:
                 # e.g. an agent became free during an announcement: stop talking
-                await self.wait_for(stop_on, 3600.0, until_event=True)
+                await self.wait_for(stop_on, deadline - time.monotonic(), until_event=True)
                 if stop_on.done():
-                    await self.ari.stop_playback(pb_id)
-                    self.playbacks.discard(pb_id)
+                    await self._stop(pb_id)
                     return PlayResult(None)
-            ev = await self._next(None)
-            assert ev is not None
+            ev = await self._next(deadline - time.monotonic())
+            if ev is None:
+                log.warning("call.playback_never_finished", playback=pb_id)
+                await self._stop(pb_id)
+                return PlayResult(None)
             digit = self._absorb(ev)
             if digit is not None and interruptible:
-                await self.ari.stop_playback(pb_id)
-                self.playbacks.discard(pb_id)
+                await self._stop(pb_id)
                 return PlayResult(digit)
             if digit is not None:
                 self.pending_digits.append(digit)
             if ev.get("type") == "PlaybackFinished" and \
                     (ev.get("playback") or {}).get("id") == pb_id:
                 return PlayResult(None)
+
+    async def _stop(self, pb_id: str) -> None:
+        """Stop a playback; failing to is not worth a call (it ends by itself)."""
+        self.playbacks.discard(pb_id)
+        try:
+            await self.ari.stop_playback(pb_id)
+        except AriError as e:
+            log.info("call.playback_stop_failed", playback=pb_id, error=str(e)[:120])
+
+    async def music(self, on: bool) -> None:
+        """Music on hold on or off. Failing is logged, not fatal: a moment of silence
+        is better than a dropped call."""
+        try:
+            if on:
+                await self.ari.start_moh(self.channel_id)
+            else:
+                await self.ari.stop_moh(self.channel_id)
+        except AriError as e:
+            log.warning("call.moh_failed", on=on, error=str(e)[:160])
 
     async def wait_digit(self, seconds: float) -> str | None:
         """The next key within `seconds`, or None."""

@@ -60,7 +60,7 @@ class Queued:
             # no shared state, no queue: the degraded mode (docs/operations.md)
             log.warning("queue.redis_down", error=str(e))
             with contextlib.suppress(AriError, AriUnavailable):
-                await ctx.session.ari.stop_moh(ctx.session.channel_id)
+                await ctx.session.music(False)
             if ctx.record.queue and ctx.record.queue[-1].left_at is None:
                 ctx.record.queue[-1].left_at = utcnow()
                 ctx.record.queue[-1].result = "fallback"
@@ -92,7 +92,7 @@ class Queued:
                                               priority=priority, arrival=self.arrival,
                                               transferred=self.transferred)
             svc.dispatcher.wake()
-            await s.ari.start_moh(s.channel_id)
+            await s.music(True)
             deadline = arrival + settings.max_wait_for(self.entity)
             next_announce = time.time() + (settings.announce_first_after if first else
                                            settings.announce_interval)
@@ -105,7 +105,7 @@ class Queued:
                     break
                 if time.time() >= deadline:
                     await svc.waiting.remove(self.entity, s.call_id)
-                    await s.ari.stop_moh(s.channel_id)
+                    await s.music(False)
                     return self._fallback(ctx, Outcome.MAX_WAIT_FALLBACK, "max-wait")
                 position = await svc.waiting.position(self.entity, s.call_id) or position
                 previous = await self._announce(ctx, position, previous, fut)
@@ -139,10 +139,10 @@ class Queued:
             media += ctx.media("wait-less-than-minute")
         elif spoken is not None and spoken[0] == ABOUT_MINUTES and spoken[1] is not None:
             media += ctx.media("wait-about", n=spoken[1])
-        await s.ari.stop_moh(s.channel_id)
+        await s.music(False)
         # an agent who frees up mid-announcement must not wait for it to end
         await s.play(media, interruptible=False, stop_on=offer)
-        await s.ari.start_moh(s.channel_id)  # music again, also while an agent rings
+        await s.music(True)  # music again, also while an agent rings
         return est
 
     def _fallback(self, ctx: CallContext, outcome: Outcome, prompt: str) -> State:
@@ -216,8 +216,7 @@ class Ringing:
         finally:
             if not bridged:
                 ctx.interaction.drop_leg(Role.AGENT)
-                with contextlib.suppress(AriError, AriUnavailable):
-                    await s.ari.hangup(leg)
+                await ctx.hang_up(leg)
                 if on_call:
                     await svc.pool.release(agent.id, 0, s.call_id)
                 elif offer_rec.result == "ringing":  # the caller left while it rang
@@ -251,18 +250,20 @@ class Ringing:
         svc, s, rec = self.deps.svc, ctx.session, ctx.record
         bridge = ctx.interaction.new_id("br")
         # the agent's phone may transfer (REFER): the app, not Asterisk, decides where
-        await s.ari.set_var(leg, "PJSIP_TRANSFER_HANDLING()", "ari-only")
+        try:
+            await s.ari.set_var(leg, "PJSIP_TRANSFER_HANDLING()", "ari-only")
+        except AriError as e:  # transfers from this phone will be refused; the call goes on
+            log.warning("queue.transfer_handling_not_set", error=str(e)[:160])
         # dtmf_events: the agent's keypad codes (consult) must reach the app, which a
         # native RTP bridge between the two phones would carry past Asterisk's core
         await s.ari.create_bridge(bridge, f"hotline-{s.call_id}", "mixing,dtmf_events")
         ctx.interaction.add_bridge("main", bridge)
-        await s.ari.stop_moh(s.channel_id)  # back to the queue's music if this fails
+        await s.music(False)  # back to the queue's music if this fails
         try:
             await s.ari.add_to_bridge(bridge, [s.channel_id, leg])
         except AriError:
             ctx.interaction.drop_bridge("main")
-            with contextlib.suppress(AriError, AriUnavailable):
-                await s.ari.destroy_bridge(bridge)
+            await ctx.destroy_bridge(bridge)
             raise
         agent = svc.pool.agents[agent_id]
         now = utcnow()
@@ -291,8 +292,7 @@ class Ringing:
         is freed."""
         leg = ctx.interaction.drop_leg(Role.AGENT)
         if leg is not None:
-            with contextlib.suppress(AriError, AriUnavailable):
-                await ctx.session.ari.hangup(leg.channel_id)
+            await ctx.hang_up(leg.channel_id)
         if ctx.record.offers and ctx.record.offers[-1].result == "ringing":
             ctx.record.offers[-1].result = "failed"
         await self.deps.svc.pool.unoffer(self.agent, ctx.interaction.id)
