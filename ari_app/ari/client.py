@@ -30,6 +30,10 @@ class AriError(Exception):
         self.status = status
 
 
+class AriNotConnected(AriError):
+    """The events websocket is down and did not come back in time."""
+
+
 class _Auth(Authenticator):  # type: ignore[misc]
     """Basic auth on REST calls; the websocket takes `api_key` (its headers are not sent)."""
 
@@ -164,8 +168,30 @@ REPEAT_FINDS_IT_DONE = frozenset({"originateWithId", "playWithId", "createWithId
 
 
 class AriClient:
-    def __init__(self, raw: RawClient) -> None:
+    """The app's one ARI client for its whole life, across websocket reconnects.
+
+    A request made while the connection is being re-established waits for it (up
+    to `reconnect_wait` seconds) instead of failing: a blip in the events
+    websocket must not end the calls that happen to act during it."""
+
+    def __init__(self, raw: RawClient | None, reconnect_wait: float = 10.0) -> None:
         self._raw = raw
+        self.reconnect_wait = reconnect_wait
+        self._attached = asyncio.Event()
+        if raw is not None:
+            self._attached.set()
+
+    def attach(self, raw: RawClient) -> None:
+        self._raw = raw
+        self._attached.set()
+
+    def detach(self) -> None:
+        self._raw = None
+        self._attached.clear()
+
+    @property
+    def attached(self) -> bool:
+        return self._raw is not None
 
     async def _op(self, repo: str, op: str, *, missing_ok: bool = False, **kw: Any) -> Any:
         """One ARI request, tried twice when it failed in transit or Asterisk answered
@@ -175,6 +201,8 @@ class AriClient:
         (409, or 422 for a channel already in its bridge) means the first one did it."""
         try:
             return await self._once(repo, op, missing_ok, kw)
+        except AriNotConnected:
+            raise
         except AriError as e:
             if e.status is not None and e.status < 500:
                 raise
@@ -188,8 +216,15 @@ class AriClient:
             raise
 
     async def _once(self, repo: str, op: str, missing_ok: bool, kw: dict[str, Any]) -> Any:
+        raw = self._raw
+        if raw is None:
+            try:
+                await asyncio.wait_for(self._attached.wait(), self.reconnect_wait)
+            except TimeoutError:
+                raise AriNotConnected(f"{repo}.{op}", None, "ARI is not connected") from None
+            raw = self._raw
         try:
-            return await getattr(getattr(self._raw, repo), op)(**kw)
+            return await getattr(getattr(raw, repo), op)(**kw)
         except OperationError as e:
             cause = e.__cause__
             status = getattr(getattr(cause, "response", None), "status_code", None)

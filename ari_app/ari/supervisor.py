@@ -79,7 +79,10 @@ class AriSupervisor:
         while not stop.is_set():
             try:
                 async with self._session() as raw:
-                    self.client = AriClient(raw)
+                    if self.client is None:
+                        self.client = AriClient(raw, self.settings.request_timeout)
+                    else:
+                        self.client.attach(raw)
                     self.connects += 1
                     self.backoff.reset()
                     self.connected.set()
@@ -99,8 +102,9 @@ class AriSupervisor:
                 self.failures += 1
                 log.warning("ari.connect_failed", error=_describe(e), attempt=self.backoff.attempt)
             finally:
-                if self.client is not None:
-                    self.client = None
+                # the client stays: requests made until the next connect wait for it
+                if self.client is not None and self.client.attached:
+                    self.client.detach()
                     self.connected.clear()
                     self._on_disconnected()
             if stop.is_set():

@@ -55,8 +55,8 @@ class Janitor:
             for key in list(self._pending):
                 kind, ident = key
                 client = self._ari_ref()
-                if client is None:
-                    break
+                if client is None or not client.attached:
+                    break  # back when ARI is
                 try:
                     if kind == "channel":
                         await client.hangup(ident)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from ari_app.ari.client import AriClient, AriError, Event
+from ari_app.ari.client import AriClient, AriError, AriNotConnected, Event
 from ari_app.config.models import HotlineConfig
 from ari_app.interactions.context import CallContext
 from ari_app.interactions.janitor import Janitor
@@ -129,7 +129,7 @@ class InteractionRunner:
             rec.hangup_by = HangupBy.SYSTEM
             rec.failure = "app shut down (drain timeout)"
             raise
-        except AriUnavailable:
+        except (AriUnavailable, AriNotConnected):
             rec.outcome = rec.outcome or Outcome.FAILED
             rec.failure = "ARI connection lost during the call"
             rec.hangup_by = HangupBy.SYSTEM
