@@ -4,64 +4,17 @@ several waiting callers. SIPp callers and agent phones, the real Asterisk and Re
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-import redis
-
+from tests.support.recovery import call_of as _call_of
+from tests.support.recovery import checkpoints as _checkpoints
+from tests.support.recovery import redis_of as _redis
+from tests.support.recovery import restart as _restart
+from tests.support.recovery import until as _until
+from tests.support.recovery import waiting as _waiting
 from tests.support.stackfix import Agents, StackUnderTest, resume
 
 PHCC_EN = "wait:400,dtmf:2"
-
-
-def _redis(stack: StackUnderTest) -> redis.Redis:
-    return redis.Redis(port=stack.stack.ports.redis, decode_responses=True)
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not seen within {timeout}s: {what}")
-        time.sleep(0.1)
-
-
-def _waiting(stack: StackUnderTest, entity: str = "phcc") -> int:
-    r = _redis(stack)
-    try:
-        return int(r.zcard("{hotline}:wait:" + entity))
-    finally:
-        r.close()
-
-
-def _checkpoints(stack: StackUnderTest) -> dict[str, dict[str, str]]:
-    """call id -> checkpoint hash, for every interaction the app was driving."""
-    r = _redis(stack)
-    try:
-        return {cid: r.hgetall("{hotline}:call:" + cid)
-                for cid in r.smembers("{hotline}:calls:active")}
-    finally:
-        r.close()
-
-
-def _call_of(stack: StackUnderTest, caller: str) -> str:
-    for cid, cp in _checkpoints(stack).items():
-        if json.loads(cp.get("record") or "{}").get("caller") == caller:
-            return cid
-    raise AssertionError(f"no checkpoint for caller {caller}")
-
-
-def _restart(stack: StackUnderTest, between: Callable[[], None] | None = None) -> None:
-    stack.stack.kill_app()
-    if between is not None:
-        between()
-    stack.stack.start_app()
 
 
 def test_unreadable_checkpoints_end_their_calls_and_recovery_goes_on(

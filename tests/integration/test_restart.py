@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.support.recovery import checkpoints, restart, until
+from tests.support.recovery import waiting as waiting_count
 from tests.support.stackfix import Agents, StackUnderTest, resume
 
 PHCC_EN = "wait:400,dtmf:2"
@@ -19,16 +21,17 @@ def test_calls_in_menu_queue_and_bridge_survive_an_app_kill(
     agents.pause("a100")
     talking, waiting, in_menu = (stack.new_caller() for _ in range(3))
     with ThreadPoolExecutor(3) as ex:
-        f_talk = ex.submit(stack.call, f"{PHCC_EN},wait:16000,hangup", talking, "1091")
-        time.sleep(2.5)  # answered by a014
-        f_wait = ex.submit(stack.call, f"{PHCC_EN},wait:16000,hangup", waiting, "1091")
-        time.sleep(1.0)  # waiting: a014 busy, a100 paused
-        f_menu = ex.submit(stack.call, "wait:400,dtmf:2,wait:11000,hangup", in_menu, "109")
-        time.sleep(2.5)  # in the entity menu
-        stack.stack.kill_app()
+        # long enough calls that a slow restart (a loaded machine) still finds them
+        f_talk = ex.submit(stack.call, f"{PHCC_EN},wait:30000,hangup", talking, "1091")
+        until("a014 on the first call", lambda: str(agents.status("a014").state) == "on_call")
+        f_wait = ex.submit(stack.call, f"{PHCC_EN},wait:30000,hangup", waiting, "1091")
+        until("the second caller waiting", lambda: waiting_count(stack) == 1)
+        f_menu = ex.submit(stack.call, "wait:400,dtmf:2,wait:20000,hangup", in_menu, "109")
+        until("the third caller in the entity menu", lambda: any(
+            cp.get("state") == "entity_menu" and in_menu in cp.get("record", "")
+            for cp in checkpoints(stack).values()))
         killed_at = time.monotonic()
-        time.sleep(1.0)
-        stack.stack.start_app()
+        restart(stack)
         print(f"app back {time.monotonic() - killed_at:.2f}s after the kill")
         resume(agents, "a100")  # now someone can answer the waiting caller
         results = [f.result()[0] for f in (f_talk, f_wait, f_menu)]
