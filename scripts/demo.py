@@ -154,7 +154,9 @@ def records(stack: Stack) -> list[dict]:
 
     r = redis.Redis(port=stack.ports.redis)
     try:
-        return [json.loads(f[b"record"]) for _, f in r.xrange("{hotline}:records")]
+        from ari_app.records.events import records_in_stream
+
+        return records_in_stream(f for _, f in r.xrange("{hotline}:records"))
     finally:
         r.close()
 

@@ -20,7 +20,9 @@ so a redelivered event is recognised and ignored.
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -225,3 +227,24 @@ class Recorder:
         r = cls(record, int(snap.get("seq", 0)), dict(snap.get("published") or {}))
         r.pending = [RecordEvent.model_validate(e) for e in snap.get("pending") or []]
         return r
+
+
+def records_in_stream(entries: Iterable[Mapping[bytes, bytes]]) -> list[dict[str, Any]]:
+    """The finished records a stream's entries describe, as JSON dicts: a version 1
+    record as it is, and each call's events folded once it has ended. A redelivered
+    event is the same event (same id); two different `ended` events for one call
+    are two records, so a reader counting records sees a call recorded twice."""
+    out: list[dict[str, Any]] = []
+    by_call: dict[str, dict[str, RecordEvent]] = {}
+    for fields in entries:
+        if b"record" in fields:
+            out.append(json.loads(fields[b"record"]))
+        elif b"event" in fields:
+            ev = RecordEvent.model_validate_json(fields[b"event"])
+            by_call.setdefault(ev.call_id, {})[ev.id] = ev
+    for evs in by_call.values():
+        ended = [e for e in evs.values() if e.kind == "ended"]
+        rec = fold(list(evs.values())) if ended else None
+        if rec is not None:
+            out.extend(rec.model_dump(mode="json") for _ in ended)
+    return out

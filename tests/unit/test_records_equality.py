@@ -297,3 +297,32 @@ async def test_stream_delivery_order_does_not_matter(tmp_path: Path) -> None:
                 b.add_events([ev])
             assert calls_rows(tmp_path / "a.sqlite3") == calls_rows(tmp_path / "b.sqlite3")
 
+
+
+def test_records_in_stream_folds_ended_calls_and_counts_a_second_end() -> None:
+    """What the tests and the demo read from the stream: v1 records as they are, a
+    call's events folded once it ended, a redelivered event once, a second
+    `ended` as a second record (so a double write cannot hide)."""
+    from ari_app.records.events import Recorder, records_in_stream
+    from ari_app.records.model import CallRecord
+
+    rec = CallRecord(call_id="c1", arrived_at="2026-12-02T10:00:00.000Z", caller="1")
+    r = Recorder(rec)
+    r.emit("arrived")
+    rec.ended_at = "2026-12-02T10:01:00.000Z"
+    ended = r.emit("ended")
+    assert ended is not None
+    v1 = CallRecord(call_id="c2", arrived_at="2026-12-02T10:00:00.000Z", caller="2")
+    open_call = Recorder(CallRecord(call_id="c3", arrived_at="2026-12-02T10:00:00.000Z"))
+    open_call.emit("arrived")  # not ended: no record yet
+    entries = [{b"event": e.model_dump_json().encode()} for e in r.take()]
+    entries.append({b"event": ended.model_dump_json().encode()})  # redelivered
+    entries.append({b"record": v1.model_dump_json().encode()})
+    entries += [{b"event": e.model_dump_json().encode()} for e in open_call.take()]
+    got = records_in_stream(entries)
+    assert sorted(x["call_id"] for x in got) == ["c1", "c2"]
+    assert next(x for x in got if x["call_id"] == "c1")["ended_at"] == rec.ended_at
+    again = r.emit("ended")  # a bug: the call ended twice
+    assert again is not None
+    entries.append({b"event": again.model_dump_json().encode()})
+    assert [x["call_id"] for x in records_in_stream(entries)].count("c1") == 2
