@@ -71,16 +71,15 @@ class TwoSites:
         return res.ok, caller
 
     def record(self, caller: str) -> dict[str, Any]:
-        import json
-
         import redis
+
+        from ari_app.records.events import records_in_stream
 
         r = redis.Redis(port=self.a.ports.redis)
         deadline = time.monotonic() + 15
         try:
             while True:
-                for _, f in r.xrange("{hotline}:records"):
-                    rec = json.loads(f[b"record"])
+                for rec in records_in_stream(f for _, f in r.xrange("{hotline}:records")):
                     if rec["caller"] == caller:
                         return rec
                 assert time.monotonic() < deadline, f"no record for {caller}"
