@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+from ari_app.ari import transcript
 from ari_app.ari.client import AriClient, Event, RawClient, make_http
 from ari_app.config.models import AriSettings
 from ari_app.logs import get_logger
@@ -57,6 +58,18 @@ class AriSupervisor:
         self.connects = 0
         self.failures = 0
         self.backoff = Backoff(settings.reconnect_initial, settings.reconnect_max)
+        # a capture of the ARI traffic for test fixtures (ari/transcript.py); when the
+        # variable is unset the plain sink and client are used, at no cost
+        self.transcript = transcript.from_env()
+        if self.transcript is not None:
+            self._on_event = self.transcript.event_sink(on_event)
+            log.warning("ari.transcript_on", path=str(self.transcript.path))
+
+    def _client(self, raw: RawClient) -> AriClient:
+        timeout = self.settings.request_timeout
+        if self.transcript is None:
+            return AriClient(raw, timeout)
+        return transcript.RecordingAriClient(raw, self.transcript, timeout)
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[RawClient]:
@@ -80,9 +93,11 @@ class AriSupervisor:
             try:
                 async with self._session() as raw:
                     if self.client is None:
-                        self.client = AriClient(raw, self.settings.request_timeout)
+                        self.client = self._client(raw)
                     else:
                         self.client.attach(raw)
+                    if self.transcript is not None:
+                        self.transcript.write({"kind": "connected"})
                     self.connects += 1
                     self.backoff.reset()
                     self.connected.set()
@@ -105,6 +120,8 @@ class AriSupervisor:
                 # the client stays: requests made until the next connect wait for it
                 if self.client is not None and self.client.attached:
                     self.client.detach()
+                    if self.transcript is not None:
+                        self.transcript.write({"kind": "disconnected"})
                     self.connected.clear()
                     self._on_disconnected()
             if stop.is_set():
