@@ -196,8 +196,8 @@ def _redis_outage(stack: StackUnderTest, spool: Path) -> None:
         ex.shutdown()
         assert s.app_ready(), "the app reports not ready while only Redis is away"
         deadline = time.monotonic() + 10  # a publish waits out its 2 s XADD timeout first
-        while len(_log_since(stack, since, event="record.spooled")) < 2:
-            assert time.monotonic() < deadline, _log_since(stack, since, event="record.spooled")
+        while len(_log_since(stack, since, event="events.spooled")) < 2:
+            assert time.monotonic() < deadline, _log_since(stack, since, event="events.spooled")
             time.sleep(0.2)
         time.sleep(max(0.0, REDIS_OUTAGE_SECONDS - (time.monotonic() - t0)))
     finally:
