@@ -31,7 +31,7 @@ from ari_app.conversation.consult import Consulting
 from ari_app.conversation.deps import TalkDeps
 from ari_app.conversation.states import Talking
 from ari_app.fastagi.server import AgiServer
-from ari_app.interactions.machine import Finish, State, StateRegistry
+from ari_app.interactions.machine import Counters, Finish, State, StateRegistry
 from ari_app.interactions.model import Interaction
 from ari_app.interactions.recovery import Recovery
 from ari_app.interactions.router import EventRouter
@@ -100,7 +100,7 @@ class Hotline:
         self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, own,
                               on_reconnect=self.counters.ami_reconnected)
         self.sites = SiteWatch(cfg, self.redis, self.pool)
-        self.registry, first = self._wire_states()
+        self.registry, first = wire_states(cfg, self.queue, self.counters)
         self.runner = InteractionRunner(cfg, self.prompts, self.store, self.records, self.router,
                                         lambda: self.ari.client, first, self.counters)
         self.recovery = Recovery(cfg.instance_id, cfg.ari.app, self.runner, self.registry)
@@ -119,32 +119,6 @@ class Hotline:
         self._idle.set()
         self.draining = False
         self.started = time.time()
-
-    def _wire_states(self) -> tuple[StateRegistry, Callable[[], State]]:
-        """Every feature's states with their typed dependencies, in one place."""
-        registry = StateRegistry()
-
-        def requeue(entity: str, priority: int, transferred: bool) -> State:
-            return Queued(entity=entity, priority=priority, transferred=transferred,
-                          deps=queue_deps)
-
-        def talk(entity: str, agent: str, started: float) -> State:
-            return Talking(entity=entity, agent=agent, started=started, deps=talk_deps)
-
-        talk_deps = TalkDeps(svc=self.queue, counters=self.counters, requeue=requeue, talk=talk,
-                             app_name=self.cfg.ari.app)
-        queue_deps = QueueDeps(svc=self.queue, counters=self.counters, connect=talk)
-        journey_deps = JourneyDeps(
-            counters=self.counters,
-            handover=lambda entity: Queued(entity=entity, deps=queue_deps))
-        for journey in (Answer, Route, WelcomeBack, LanguageMenu, EntityMenu, Chosen):
-            registry.add(journey, journey_deps)
-        for queue in (Queued, Ringing):
-            registry.add(queue, queue_deps)
-        for conversation in (Talking, Consulting):
-            registry.add(conversation, talk_deps)
-        registry.add(Finish)
-        return registry, lambda: Answer(deps=journey_deps)
 
     # -- events ----------------------------------------------------------------
     def _on_new_channel(self, ev: Event) -> None:
@@ -319,6 +293,34 @@ class Hotline:
             return
         log.info("app.signal", signal=signal.Signals(sig).name)
         self.shutdown.set()
+
+
+def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | None
+                ) -> tuple[StateRegistry, Callable[[], State]]:
+    """Every feature's states with their typed dependencies, in one place: the app's
+    start-up and the state tests (tests/support/replay.py) wire calls alike."""
+    registry = StateRegistry()
+
+    def requeue(entity: str, priority: int, transferred: bool) -> State:
+        return Queued(entity=entity, priority=priority, transferred=transferred,
+                      deps=queue_deps)
+
+    def talk(entity: str, agent: str, started: float) -> State:
+        return Talking(entity=entity, agent=agent, started=started, deps=talk_deps)
+
+    talk_deps = TalkDeps(svc=queue, counters=counters, requeue=requeue, talk=talk,
+                         app_name=cfg.ari.app)
+    queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk)
+    journey_deps = JourneyDeps(
+        counters=counters, handover=lambda entity: Queued(entity=entity, deps=queue_deps))
+    for journey in (Answer, Route, WelcomeBack, LanguageMenu, EntityMenu, Chosen):
+        registry.add(journey, journey_deps)
+    for waiting in (Queued, Ringing):
+        registry.add(waiting, queue_deps)
+    for conversation in (Talking, Consulting):
+        registry.add(conversation, talk_deps)
+    registry.add(Finish)
+    return registry, lambda: Answer(deps=journey_deps)
 
 
 async def _contained(coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -1,7 +1,7 @@
 """One transcript replayed through the interaction model, for the state tests.
 
 Everything is the app's own code but Asterisk: the states wired exactly as
-`Hotline._wire_states` wires them, the interaction runner and event router,
+`ari_app.app.wire_states` wires them, the interaction runner and event router,
 the queue service with its dispatcher running, the agent pool and waiting
 queues in a real Redis (each replay under its own key prefix), and a fake ARI
 (tests/support/fake_ari.py) feeding the captured traffic, on a virtual clock
@@ -20,14 +20,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from ari_app.agents.pool import AgentPool, AgentStatus
 from ari_app.agents.roster import Roster
-from ari_app.app import Hotline
+from ari_app.app import wire_states
 from ari_app.config.models import HotlineConfig
 from ari_app.interactions.machine import State
 from ari_app.interactions.router import EventRouter
@@ -91,8 +90,7 @@ def _login(redis_url: str, cfg: HotlineConfig, prefix: str, captured: dict[str, 
 
 def wire(svc: QueueService, cfg: HotlineConfig) -> State:
     """The first state of a call, with every state's deps wired by the app itself."""
-    app = SimpleNamespace(queue=svc, counters=None, cfg=cfg)
-    _registry, first = Hotline._wire_states(app)  # type: ignore[arg-type]
+    _registry, first = wire_states(cfg, svc, None)
     return first()
 
 
