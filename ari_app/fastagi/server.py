@@ -122,7 +122,7 @@ class AgiServer:
         log.warning("agi.call_refused", call_id=rec.call_id, reason=rec.failure)
         if self.records is not None:
             recorder = Recorder(rec)
-            recorder.emit("rejected")
+            recorder.emit("ended")  # arrived and ended at once: one event
             await self.records.publish_events(recorder.take())
 
     async def serve(self, stop: asyncio.Event) -> None:
