@@ -26,7 +26,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from ari_app.agents import scripts
+from ari_app.agents import scripts, select_scripts
 from ari_app.config.models import Agent
 
 MISSED_CALL = "missed call"
@@ -123,8 +123,8 @@ class AgentPool:
         self._pause = reg(scripts.PAUSE)
         self._resume = reg(scripts.RESUME)
         self._reach = reg(scripts.REACH)
-        self._take = reg(scripts.TAKE)
-        self._dispatch = reg(scripts.DISPATCH)
+        self._take = reg(select_scripts.TAKE)
+        self._dispatch = reg(select_scripts.DISPATCH)
         self._reserve = reg(scripts.RESERVE)
         self._answered = reg(scripts.ANSWERED)
         self._release = reg(scripts.RELEASE)
