@@ -204,6 +204,43 @@ async def test_dispatch_matches_the_reference_model(redis_url: str) -> None:
     assert served > SCENARIOS and crossed > 100 and ties > 100
 
 
+async def test_two_instances_dispatching_at_once_offer_nothing_twice(redis_url: str) -> None:
+    """Two dispatchers (two app instances) run rounds at the same moment over
+    the same callers: the ZREM claim inside the script keeps every caller to one
+    offer and every agent to one caller."""
+    cfg = config()
+    rng = random.Random(7)
+    r1, r2 = Redis.from_url(redis_url), Redis.from_url(redis_url)
+    try:
+        for _ in range(30):
+            prefix = f"m-{uuid.uuid4().hex[:10]}"
+            now_ms = round(time.time() * 1000)
+            agents, _, _, callers = scenario(rng, now_ms)
+            pools = [AgentPool(r, agents, key_prefix=prefix) for r in (r1, r2)]
+            await pools[0].sync()
+            for a in agents:
+                await pools[0].login(a.id, reachable=True)
+            queues = [WaitingQueues(r, key_prefix=prefix) for r in (r1, r2)]
+            for c in callers:
+                await queues[0].join(c.entity, c.call_id, c.language, priority=c.priority,
+                                     arrival=c.arrival_ms / 1000)
+            boxes = [OfferBox(), OfferBox()]
+            futs = [{c.call_id: b.open(c.call_id) for c in callers} for b in boxes]
+            ds = [Dispatcher(cfg, SETTINGS, r, p, q, b, instance=f"i{n}")
+                  for n, (r, p, q, b) in enumerate(zip((r1, r2), pools, queues, boxes,
+                                                       strict=True))]
+            await asyncio.gather(*(d.dispatch_all() for d in ds))
+            offers = [(c, f.result().agent.id) for fs in futs for c, f in fs.items() if f.done()]
+            calls = [c for c, _ in offers]
+            agent_ids = [a for _, a in offers]
+            assert len(calls) == len(set(calls)), offers
+            assert len(agent_ids) == len(set(agent_ids)), offers
+            assert sum(d.offers for d in ds) == len(offers)
+    finally:
+        await r1.aclose()
+        await r2.aclose()
+
+
 def test_model_serves_the_longer_waiting_b_caller_first() -> None:
     """The reference model itself, on the case the issue names."""
     a = Agent(id="a1", name="A", site="hq", endpoint="e", languages=["en"],
