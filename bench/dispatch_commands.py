@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -130,6 +131,14 @@ async def one(url: str, cfg: HotlineConfig, mod: types.ModuleType, case: dict[st
         await r.aclose()
 
 
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return "unknown"
+
+
 def git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True,
                           text=True).stdout.strip()
@@ -160,13 +169,17 @@ def main() -> None:
     ap.add_argument("--base", default="main")
     ap.add_argument("--out", default=str(ROOT / "bench/results/dispatch_commands.json"))
     args = ap.parse_args()
+    load_start = os.getloadavg()
     results = asyncio.run(measure(args.base))
     out = {
         "what": "Redis cost of one Dispatcher.dispatch_all round, per-entity vs fair",
         "base": {"ref": args.base, "commit": git("rev-parse", args.base)},
         "tree": {"commit": git("rev-parse", "HEAD"),
                  "dirty": bool(git("status", "--porcelain", "ari_app"))},
-        "host": platform.node(), "load_average": os.getloadavg(),
+        "host": platform.node(), "uname": " ".join(platform.uname()),
+        "cpus": os.cpu_count(), "cpu_model": cpu_model(),
+        "command": " ".join([".venv/bin/python", "bench/dispatch_commands.py", *sys.argv[1:]]),
+        "load_average_end": os.getloadavg(), "load_average_start": load_start,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "note": ("round_trips: packets the client sent (a pipeline is one); server_commands: "
                  "INFO commandstats delta, includes commands run inside Lua scripts; "

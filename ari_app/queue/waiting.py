@@ -157,9 +157,8 @@ class WaitingQueues:
         return None if v is None else _s(v)
 
     async def waiting(self, entity: str, limit: int = 100) -> list[WaitingCaller]:
-        """Callers in serving order. A dispatcher walks this list rather than
-        only the head, so one caller whose language has no free agent does not
-        hold back the callers behind them."""
+        """One entity's callers in serving order (the dispatcher reads every
+        entity at once with `everyone`)."""
         ids = [_s(i) for i in await self.redis.zrange(self._q(entity), 0, limit - 1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for i in ids:
