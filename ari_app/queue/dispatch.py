@@ -220,11 +220,6 @@ class Dispatcher:
                 log.warning("dispatch.deliver_redis_error", call=call_id, error=str(e))
                 await self._undo(c, offer)
 
-    async def dispatch(self, entity: str) -> None:
-        """Kept for callers that name an entity: a round covers every entity."""
-        del entity
-        await self.dispatch_all()
-
     async def _rejoin(self, c: WaitingCaller) -> None:
         with contextlib.suppress(RedisError):
             await self.waiting.join(c.entity, c.call_id, c.language, priority=c.priority,
