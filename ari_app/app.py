@@ -46,11 +46,12 @@ from ari_app.journey.states import (
     Route,
     WelcomeBack,
 )
-from ari_app.live import CallCounters, LoopLagMonitor, RedisLiveView
+from ari_app.live import CallCounters, DayTotals, LoopLagMonitor, RedisLiveView
 from ari_app.logs import get_logger
 from ari_app.prompts.catalog import PromptCatalog
 from ari_app.queue.deps import QueueDeps
 from ari_app.queue.dispatch import Dispatcher, OfferBox
+from ari_app.queue.estimate import SharedWaitEstimator
 from ari_app.queue.service import QueueService
 from ari_app.queue.states import Queued, Ringing
 from ari_app.queue.waiting import WaitingQueues
@@ -91,10 +92,13 @@ class Hotline:
         self.box = OfferBox()
         self.dispatcher = Dispatcher(cfg, cfg.queue, self.redis, self.pool, self.waiting,
                                      self.box, instance=cfg.instance_id)
+        self.estimator = SharedWaitEstimator(self.redis, key_prefix=prefix)
         self.queue = QueueService(cfg, cfg.queue, self.pool, self.waiting, self.roster, self.box,
-                                  self.dispatcher, app_name=cfg.ari.app)
+                                  self.dispatcher, estimator=self.estimator,
+                                  app_name=cfg.ari.app)
         ami_secret = resolve_secret(cfg.ami.secret, src).get_secret_value()
-        self.counters = CallCounters(tz=cfg.timezone, sla_seconds=20)
+        self.counters = CallCounters(tz=cfg.timezone, sla_seconds=20, today=DayTotals(
+            self.redis, key_prefix=prefix, tz=cfg.timezone))
         # this server's AMI knows only its own site's phones
         own = Roster([a for a in cfg.agents if cfg.site is None or a.site == cfg.site])
         self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, own,
@@ -269,6 +273,9 @@ class Hotline:
             services.create_task(self.runner.janitor.run(self._services_stop), name="janitor")
             services.create_task(LoopLagMonitor(self.counters).run(self._services_stop),
                                  name="loop-lag")
+            services.create_task(self.counters.run_sync(self._services_stop), name="today-sync")
+            services.create_task(self.estimator.run_sync(self._services_stop),
+                                 name="estimate-sync")
             async with asyncio.TaskGroup() as calls:
                 self._calls = calls
                 await self.shutdown.wait()

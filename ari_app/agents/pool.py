@@ -26,7 +26,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from ari_app.agents import scripts
+from ari_app.agents import scripts, select_scripts
 from ari_app.config.models import Agent
 
 MISSED_CALL = "missed call"
@@ -123,7 +123,8 @@ class AgentPool:
         self._pause = reg(scripts.PAUSE)
         self._resume = reg(scripts.RESUME)
         self._reach = reg(scripts.REACH)
-        self._take = reg(scripts.TAKE)
+        self._take = reg(select_scripts.TAKE)
+        self._dispatch = reg(select_scripts.DISPATCH)
         self._reserve = reg(scripts.RESERVE)
         self._answered = reg(scripts.ANSWERED)
         self._release = reg(scripts.RELEASE)
@@ -156,17 +157,13 @@ class AgentPool:
             # a cluster pipeline refuses EVALSHA; every key shares one slot, so
             # concurrent calls to the one node holding it do the same job
             await asyncio.gather(*(
-                self._profile(keys=self._keys, args=[
-                    self.base, a.id, a.site, ",".join(a.languages), ",".join(a.skills)])
+                self._profile(keys=self._keys, args=[self.base, *_profile_args(a)])
                 for a in self.agents.values()))
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for a in self.agents.values():
-                await self._profile(
-                    keys=self._keys,
-                    args=[self.base, a.id, a.site, ",".join(a.languages), ",".join(a.skills)],
-                    client=pipe,
-                )
+                await self._profile(keys=self._keys, args=[self.base, *_profile_args(a)],
+                                    client=pipe)
             await pipe.execute()
 
     async def login(self, agent_id: str, *, reachable: bool | None = None) -> AgentState:
@@ -174,7 +171,7 @@ class AgentPool:
         (reachable if never reported: a dial to an unregistered phone fails fast
         and `missed` pauses the agent)."""
         a = self._agent(agent_id)
-        await self._run(self._profile, a.id, a.site, ",".join(a.languages), ",".join(a.skills))
+        await self._run(self._profile, *_profile_args(a))
         reach = "" if reachable is None else ("1" if reachable else "0")
         return AgentState(self._checked(agent_id, await self._run(self._login, agent_id, reach)))
 
@@ -194,17 +191,19 @@ class AgentPool:
         self._checked(agent_id, await self._run(self._reach, agent_id, "1" if reachable else "0"))
 
     async def take(
-        self, queries: CandidateQuery | Sequence[CandidateQuery], call_id: str
+        self, queries: CandidateQuery | Sequence[CandidateQuery], call_id: str,
+        entity: str = "",
     ) -> Offer | None:
         """Reserve (available → offered) the best agent for `call_id`, in one round trip.
 
         Queries are tried in order (routing steps, narrowest first); within a
-        query the agent idle longest wins, at the preferred site if any there.
+        query the agent idle longest wins, at the preferred site if any there,
+        and on equal idle time the most proficient in `entity`.
         """
         qs = [queries] if isinstance(queries, CandidateQuery) else list(queries)
-        args: list[str | int] = [call_id, len(qs)]
+        args: list[str | int] = [call_id, entity, len(qs)]
         for q in qs:
-            args += [q.site or "", len(q.skills), *q.skills, len(q.languages), *q.languages]
+            args += _query_args(q)
         res = await self._run(self._take, *args)
         if not res:
             return None
@@ -214,6 +213,33 @@ class AgentPool:
             await self.unoffer(agent_id, call_id)
             return None
         return Offer(agent=agent, step=qs[idx - 1].step)
+
+    async def dispatch(self, callers: Sequence[Candidate]) -> DispatchRound:
+        """One dispatch round in one round trip: `callers` in serving order, each
+        offered the best free agent of its narrowest routing step that has one,
+        and claimed (taken out of its waiting queue) in the same script."""
+        if not callers:
+            return DispatchRound([], [], 0)
+        args: list[str | int] = [len(callers)]
+        for c in callers:
+            args += [c.entity, c.call_id, len(c.queries)]
+            for q in c.queries:
+                args += _query_args(q)
+        res = await self._run(self._dispatch, *args)
+        gone = int(res[-1])
+        offers: list[tuple[str, Offer]] = []
+        stranded: list[str] = []
+        by_call = {c.call_id: c for c in callers}
+        for j in range(0, len(res) - 1, 4):
+            call_id, agent_id = _s(res[j]) or "", _s(res[j + 2]) or ""
+            step = by_call[call_id].queries[int(res[j + 3]) - 1].step
+            agent = self.agents.get(agent_id)
+            if agent is None:  # known to Redis via another instance's newer roster
+                await self.unoffer(agent_id, call_id)
+                stranded.append(call_id)
+                continue
+            offers.append((call_id, Offer(agent=agent, step=step)))
+        return DispatchRound(offers, stranded, gone)
 
     async def reserve(self, agent_id: str, call_id: str) -> bool:
         """Reserve one named agent (available → offered) for `call_id`, if free."""
@@ -292,6 +318,35 @@ class AgentPool:
             if not a.reachable and a.state != AgentState.LOGGED_OUT:
                 unreachable[a.site] += 1
         return Snapshot(time.time(), agents, by_site, unreachable)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A waiting caller as a dispatch round sees it: its routing steps now."""
+
+    call_id: str
+    entity: str
+    queries: tuple[CandidateQuery, ...]
+
+
+@dataclass(frozen=True)
+class DispatchRound:
+    """(call, offer) per caller claimed, in serving order; callers claimed for an
+    agent this instance's roster does not know (the agent was handed back: put
+    the caller back in line); and how many callers had left already."""
+
+    offers: list[tuple[str, Offer]]
+    stranded: list[str]
+    gone: int
+
+
+def _profile_args(a: Agent) -> list[str | int]:
+    prof = ",".join(f"{k}={v}" for k, v in sorted(a.proficiency.items()))
+    return [a.id, a.site, ",".join(a.languages), ",".join(a.skills), prof]
+
+
+def _query_args(q: CandidateQuery) -> list[str | int]:
+    return [q.site or "", len(q.skills), *q.skills, len(q.languages), *q.languages]
 
 
 def _status(agent_id: str, raw: dict[Any, Any]) -> AgentStatus:

@@ -14,8 +14,9 @@ hash tag, so every key below lives in one slot):
     B av:<skill>:<lang>           zset of available+reachable agents, scored by idle-since
     B av:<skill>:<lang>:<site>    the same, one site only (site preference)
 
-Agent hash fields: state, since (ms the state began), idle (ms idle since,
-kept while offered so a cancelled offer restores the agent's place), call,
+Agent hash fields: prof (proficiency, "skill=level,..."), state, since (ms
+the state began), idle (ms idle since, kept while offered so a cancelled offer
+restores the agent's place), call,
 until (wrap-up end), reason (pause), pend (pause asked for during a call),
 reach ("0" = unreachable; missing = reachable).
 
@@ -101,13 +102,18 @@ def _script(body: str) -> str:
     return _COMMON + body
 
 
-# ARGV: B, id, site, langs (csv), skills (csv)
+# ARGV: B, id, site, langs (csv), skills (csv), proficiency (csv of skill=level)
 PROFILE = _script(r"""
 local id = ARGV[2]
 local k = B .. 'agent:' .. id
 local st = redis.call('HGET', k, 'state')
 if st == 'available' then index(id, nil) end
 redis.call('HSET', k, 'site', ARGV[3], 'langs', ARGV[4], 'skills', ARGV[5])
+if ARGV[6] and ARGV[6] ~= '' then
+  redis.call('HSET', k, 'prof', ARGV[6])
+else
+  redis.call('HDEL', k, 'prof')
+end
 redis.call('SADD', B .. 'agents', id)
 if st == 'available' and redis.call('HGET', k, 'reach') ~= '0' then
   index(id, tonumber(redis.call('HGET', k, 'idle')))
@@ -182,55 +188,6 @@ if st == 'available' and was ~= now then
   if now then index(id, tonumber(redis.call('HGET', k, 'idle'))) else index(id, nil) end
 end
 return st
-""")
-
-# ARGV: B, call, nq, then per query: site ('' = none), ns, skills..., nl, langs...
-# Returns {agent id, 1-based index of the query that matched} or false.
-TAKE = _script(r"""
-local call = ARGV[2]
-local now = now_ms()
-promote(now)
-local i = 4
-for q = 1, tonumber(ARGV[3]) do
-  local site = ARGV[i]
-  local ns = tonumber(ARGV[i + 1])
-  i = i + 2
-  local skills = {}
-  for j = 1, ns do skills[j] = ARGV[i]; i = i + 1 end
-  local nl = tonumber(ARGV[i])
-  i = i + 1
-  local langs = {}
-  for j = 1, nl do langs[j] = ARGV[i]; i = i + 1 end
-  for _ = 1, 32 do
-    local best, bscore = nil, nil
-    local suffixes = {''}
-    if site ~= '' then suffixes = {':' .. site, ''} end
-    for _, suffix in ipairs(suffixes) do
-      for _, s in ipairs(skills) do
-        for _, l in ipairs(langs) do
-          local r = redis.call('ZRANGE', B .. 'av:' .. s .. ':' .. l .. suffix, 0, 0, 'WITHSCORES')
-          if r[1] then
-            local sc = tonumber(r[2])
-            if best == nil or sc < bscore or (sc == bscore and r[1] < best) then
-              best, bscore = r[1], sc
-            end
-          end
-        end
-      end
-      if best then break end
-    end
-    if not best then break end
-    local k = B .. 'agent:' .. best
-    local st = redis.call('HMGET', k, 'state', 'reach')
-    index(best, nil)
-    if st[1] == 'available' and st[2] ~= '0' then
-      redis.call('HSET', k, 'state', 'offered', 'call', call, 'since', ms(now))
-      return {best, q}
-    end
-    -- An index entry that disagrees with the hash: it was just removed; look again.
-  end
-end
-return false
 """)
 
 # ARGV: B, id, call. One named agent, if free: a consult to a colleague or a

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 LangCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
+CallerNumber = Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")]
+PRIORITY_MAX = 199  # the waiting queue's score holds priorities up to this
 
 
 class _Strict(BaseModel):
@@ -82,6 +84,10 @@ class QueueSettings(_Strict):
     supervisors: list[Ident] = Field(default_factory=list, max_length=100)
     fallback: Fallback = MessageAndHangup()
     entities: dict[Ident, EntityQueue] = Field(default_factory=dict)
+    # callers served ahead of others (e.g. a ministry's duty officers), by number;
+    # the FastAGI look-up matches the caller id's digits (see docs/routing.md)
+    priority_callers: dict[CallerNumber, Annotated[int, Field(ge=1, le=99)]] = Field(
+        default_factory=dict, max_length=100_000)
 
     def _for(self, entity_id: str) -> EntityQueue:
         return self.entities.get(entity_id) or EntityQueue()
@@ -92,6 +98,17 @@ class QueueSettings(_Strict):
     def priority_for(self, entity_id: str) -> int:
         p = self._for(entity_id).priority
         return self.priority if p is None else p
+
+    def priority_of(self, entity_id: str, caller_priority: int = 0) -> int:
+        """A caller's place-in-line priority: the entity's plus the caller's own."""
+        return max(0, min(PRIORITY_MAX, self.priority_for(entity_id) + caller_priority))
+
+    def caller_priority(self, number: str) -> int:
+        """The configured priority of a caller number (any formatting), 0 if none."""
+        return self._priority_numbers().get(_digits(number), 0)
+
+    def _priority_numbers(self) -> dict[str, int]:
+        return {_digits(k): v for k, v in self.priority_callers.items()}
 
     def max_wait_for(self, entity_id: str) -> float:
         return self._for(entity_id).max_wait or self.max_wait
@@ -129,3 +146,7 @@ class QueueSettings(_Strict):
             if bad:
                 out.append(f"{where}.fallback_languages: unknown {', '.join(bad)}")
         return out
+
+
+def _digits(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit())

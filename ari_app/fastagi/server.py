@@ -1,8 +1,9 @@
 """The FastAGI look-up the dialplan runs before Stasis.
 
-It answers two questions before the app spends anything on a call: is this
-caller blocked (the dialplan then plays a notice and hangs up), and which
-language did this caller choose last time. And when the dialplan could not
+It answers three questions before the app spends anything on a call: is this
+caller blocked (the dialplan then plays a notice and hangs up), which
+language did this caller choose last time, and has this caller a configured
+queue priority. And when the dialplan could not
 hand a call to the app (the ARI connection was down, or the app was draining),
 `unavailable` writes that call's record, so no call goes uncounted. It must
 answer fast and never hang a call: Redis gets a short timeout and every failure means "no answer"
@@ -50,6 +51,7 @@ class AgiServer:
         self.store = store
         self.records = records
         self._blocked = {normalise_number(n) for n in cfg.callers.blocklist}
+        self._priority = {normalise_number(n): p for n, p in cfg.queue.priority_callers.items()}
         self.requests = 0
         self.refused = 0
 
@@ -57,6 +59,12 @@ class AgiServer:
         if caller.strip().lower() in ANONYMOUS:
             return self.cfg.callers.anonymous == "reject"
         return normalise_number(caller) in self._blocked
+
+    def caller_priority(self, caller: str) -> int:
+        """The caller's configured queue priority (queue.priority_callers), 0 if none."""
+        if caller.strip().lower() in ANONYMOUS:
+            return 0
+        return self._priority.get(normalise_number(caller), 0)
 
     async def _headers(self, reader: asyncio.StreamReader) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -96,6 +104,10 @@ class AgiServer:
                 codes = {lang.code for lang in self.cfg.languages}
                 if lang in codes:
                     await req.send_command(f'SET VARIABLE HOTLINE_LANGUAGE "{lang}"')
+                # handed to Stasis as its third argument (asterisk-config/extensions.conf)
+                priority = self.caller_priority(caller)
+                if priority:
+                    await req.send_command(f'SET VARIABLE HOTLINE_PRIORITY "{priority}"')
             log.info("agi.lookup", blocked=blocked)
         except (TimeoutError, ConnectionError, ValueError, OSError) as e:
             self.refused += 1

@@ -1,14 +1,21 @@
-"""In-process call counters, gauges and histograms, rendered for Prometheus by hand.
+"""Call counters, gauges and the speed-of-answer histogram, exposed with prometheus_client.
 
 The call flow updates one `CallCounters` as calls move (see docs/wallboard.md
 for which method is called at which moment). Everything runs on the event
-loop, so plain ints and floats need no locks. Prometheus' own client library
-is not used: the text format is small, stable and fully specified, and one
-fewer dependency is one fewer thing to audit on a government host.
+loop, so plain ints and floats need no locks.
 
-Besides the monotonic Prometheus counters, the same calls feed "today's"
-totals for the wallboard (offered, answered, abandoned, ASA, service level),
-which start again at local midnight in the configured time zone.
+Exposition is the official Prometheus client's: each `CallCounters` owns a
+`CollectorRegistry` (never the client's global default registry, so two app
+objects in one process, as in tests, never share or clash), holding the
+speed-of-answer `Histogram` and a collector that reads the other figures at
+scrape time. The metric names are those of the hand-written exposition this
+replaced (docs/wallboard.md).
+
+Besides the monotonic Prometheus counters (this instance's, as Prometheus
+expects: it sums instances), the same calls feed "today's" totals for the
+wallboard (offered, answered, abandoned, ASA, service level), which are
+shared in Redis by every instance and start again at local midnight in the
+configured time zone (`live.today`).
 """
 
 from __future__ import annotations
@@ -18,96 +25,39 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from ari_app.live.today import DayTotals
 from ari_app.logs import get_logger
 
 log = get_logger("live.counters")
+# the *_created series were never part of this exposition; the switch is the
+# client's own and process-wide
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 SOA_BUCKETS: tuple[float, ...] = (5, 10, 20, 30, 60, 120, 300)
 OUTCOMES: tuple[str, ...] = ("answered", "abandoned_in_queue", "abandoned_in_menu")
 DEFAULT_TZ = "Asia/Qatar"
 
 
-# -- Prometheus text exposition helpers (shared with web/metrics.py) -----------------------------
-def escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def fmt_value(v: float) -> str:
-    if isinstance(v, int) or (math.isfinite(v) and v == int(v) and abs(v) < 1e15):
-        return str(int(v))
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return repr(float(v))
-
-
-def labels(pairs: Mapping[str, str]) -> str:
-    if not pairs:
-        return ""
-    return "{" + ",".join(f'{k}="{escape_label(v)}"' for k, v in pairs.items()) + "}"
-
-
-def family(
-    name: str, kind: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]
-) -> list[str]:
-    """One metric family: HELP, TYPE and its samples (label set, value)."""
-    out = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    out += [f"{name}{labels(lbl)} {fmt_value(v)}" for lbl, v in samples]
-    return out
-
-
-@dataclass
-class Histogram:
-    """A cumulative-bucket histogram with fixed upper bounds (seconds)."""
-
-    bounds: Sequence[float]
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    n: int = 0
-
-    def __post_init__(self) -> None:
-        if list(self.bounds) != sorted(self.bounds):
-            raise ValueError("histogram bounds must be sorted")
-        self.counts = [0] * len(self.bounds)
-
-    def observe(self, v: float) -> None:
-        v = max(0.0, v)
-        for i, b in enumerate(self.bounds):
-            if v <= b:
-                self.counts[i] += 1
-        self.total += v
-        self.n += 1
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        """(le, count) pairs including +Inf; counts are cumulative as Prometheus wants."""
-        return [*((fmt_value(b), c) for b, c in zip(self.bounds, self.counts, strict=True)),
-                ("+Inf", self.n)]
-
-    def render(self, name: str, help_text: str) -> list[str]:
-        out = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        out += [f'{name}_bucket{{le="{le}"}} {c}' for le, c in self.cumulative()]
-        out += [f"{name}_sum {fmt_value(self.total)}", f"{name}_count {self.n}"]
-        return out
-
-
-@dataclass
-class DayTotals:
-    """Today's figures for the wallboard; start again at local midnight."""
-
-    day: date
-    offered: int = 0
-    answered: int = 0
-    answered_in_sla: int = 0
-    abandoned_in_queue: int = 0
-    abandoned_in_menu: int = 0
-    answer_wait_sum: float = 0.0
+def exposition(registry: CollectorRegistry) -> str:
+    """The registry in the Prometheus text format (0.0.4)."""
+    return generate_latest(registry).decode()
 
 
 class CallCounters:
@@ -119,10 +69,11 @@ class CallCounters:
         tz: str = DEFAULT_TZ,
         sla_seconds: float = 20.0,
         clock: Callable[[], float] = time.time,
+        today: DayTotals | None = None,
     ) -> None:
-        self.tz = ZoneInfo(tz)
         self.sla_seconds = sla_seconds
         self._clock = clock
+        self.day_totals = today or DayTotals(tz=tz, clock=clock)
         self.in_menus = 0
         self.waiting: dict[str, int] = {}
         self.longest_wait: dict[str, float] = {}
@@ -130,23 +81,16 @@ class CallCounters:
         self.unreachable: dict[str, int] = {}
         self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self.queued = 0
-        self.soa = Histogram(SOA_BUCKETS)
+        self.registry = CollectorRegistry(auto_describe=True)
+        # not registered itself: `_Figures` re-labels its buckets (see `_soa`)
+        self.soa = Histogram("hotline_speed_of_answer_seconds",
+                             "Time from joining a queue to an agent answering, seconds.",
+                             buckets=SOA_BUCKETS, registry=None)
         self.ari_reconnects = 0
         self.ami_reconnects = 0
         self.loop_lag_p99 = 0.0
         self.started = clock()
-        self._today = DayTotals(self._local_day())
-
-    # -- time ----------------------------------------------------------------------------------
-    def _local_day(self) -> date:
-        return datetime.fromtimestamp(self._clock(), self.tz).date()
-
-    def _day(self) -> DayTotals:
-        d = self._local_day()
-        if d != self._today.day:
-            log.info("counters.new_day", day=d.isoformat(), previous=self._today.day.isoformat())
-            self._today = DayTotals(d)
-        return self._today
+        self.registry.register(_Figures(self))
 
     # -- what the call flow calls --------------------------------------------------------------
     def menu_entered(self) -> None:
@@ -165,7 +109,7 @@ class CallCounters:
         a transfer to another entity's queue does not count again."""
         del entity  # one figure today; per entity comes from Redis gauges
         self.queued += 1
-        self._day().offered += 1
+        self.day_totals.add(offered=1)
 
     def set_waiting(self, entity: str, count: int, longest_seconds: float | None = None) -> None:
         self.waiting[entity] = max(0, count)
@@ -175,23 +119,20 @@ class CallCounters:
     def answered(self, wait_seconds: float) -> None:
         """An agent answered a queued caller, `wait_seconds` after they joined the queue."""
         self.outcomes["answered"] += 1
-        self.soa.observe(wait_seconds)
-        d = self._day()
-        d.answered += 1
-        d.answer_wait_sum += max(0.0, wait_seconds)
-        if wait_seconds <= self.sla_seconds:
-            d.answered_in_sla += 1
+        self.soa.observe(max(0.0, wait_seconds))
+        self.day_totals.add(answered=1, answer_wait_ms=round(max(0.0, wait_seconds) * 1000),
+                            answered_in_sla=int(wait_seconds <= self.sla_seconds))
 
     def abandoned_in_queue(self, wait_seconds: float) -> None:
         """The caller hung up while queued (before any agent answered)."""
         del wait_seconds
         self.outcomes["abandoned_in_queue"] += 1
-        self._day().abandoned_in_queue += 1
+        self.day_totals.add(abandoned_in_queue=1)
 
     def abandoned_in_menu(self) -> None:
         """The caller hung up in the menus, before reaching a queue."""
         self.outcomes["abandoned_in_menu"] += 1
-        self._day().abandoned_in_menu += 1
+        self.day_totals.add(abandoned_in_menu=1)
 
     def outcome(self, name: str) -> None:
         """Any other end of a call: e.g. 'rejected', 'blocked', 'fallback', 'error', 'closed'.
@@ -217,62 +158,121 @@ class CallCounters:
 
     # -- reading -------------------------------------------------------------------------------
     def today(self) -> dict[str, Any]:
-        d = self._day()
-        judged = d.answered + d.abandoned_in_queue
+        """Today's figures as last synced from Redis, plus this instance's unsent counts."""
+        day = self.day_totals.day()
+        d = self.day_totals.figures(day)
+        judged = d["answered"] + d["abandoned_in_queue"]
+        answered = d["answered"]
         return {
-            "date": d.day.isoformat(),
-            "offered": d.offered,
-            "answered": d.answered,
-            "abandoned_in_queue": d.abandoned_in_queue,
-            "abandoned_in_menu": d.abandoned_in_menu,
-            "asa_seconds": round(d.answer_wait_sum / d.answered, 1) if d.answered else None,
-            "service_level": round(d.answered_in_sla / judged, 3) if judged else None,
-            "abandon_rate": round(d.abandoned_in_queue / judged, 3) if judged else None,
+            "date": day.isoformat(),
+            "offered": d["offered"],
+            "answered": answered,
+            "abandoned_in_queue": d["abandoned_in_queue"],
+            "abandoned_in_menu": d["abandoned_in_menu"],
+            "asa_seconds": round(d["answer_wait_ms"] / 1000 / answered, 1) if answered else None,
+            "service_level": round(d["answered_in_sla"] / judged, 3) if judged else None,
+            "abandon_rate": round(d["abandoned_in_queue"] / judged, 3) if judged else None,
             "sla_seconds": self.sla_seconds,
         }
 
+    async def sync(self) -> None:
+        """Share today's counts through Redis and read everyone's back (never raises)."""
+        await self.day_totals.sync_quietly()
+
+    async def run_sync(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Sync today's totals every `interval` seconds until `stop`, and once more then."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            await self.sync()
+
     def prometheus(self) -> str:
-        t = self.today()
-        lines: list[str] = []
-        lines += family("hotline_calls_in_menus", "gauge",
-                        "Calls in the menus right now (this instance).", [({}, self.in_menus)])
-        lines += family("hotline_queue_waiting", "gauge", "Callers waiting per entity.",
-                        [({"entity": e}, n) for e, n in sorted(self.waiting.items())])
-        lines += family("hotline_queue_longest_wait_seconds", "gauge",
-                        "Longest current wait per entity, seconds.",
-                        [({"entity": e}, v) for e, v in sorted(self.longest_wait.items())])
-        lines += family("hotline_agents", "gauge", "Agents per site and state.",
-                        [({"site": s, "state": st}, n)
-                         for (s, st), n in sorted(self.agents.items())])
-        lines += family("hotline_agents_unreachable", "gauge",
-                        "Logged-in agents whose phone is unregistered, per site.",
-                        [({"site": s}, n) for s, n in sorted(self.unreachable.items())])
-        lines += family("hotline_calls_queued_total", "counter",
-                        "Callers who joined a queue (offered).", [({}, self.queued)])
-        lines += family("hotline_calls_total", "counter", "Calls ended, by outcome.",
-                        [({"outcome": o}, n) for o, n in sorted(self.outcomes.items())])
-        lines += self.soa.render("hotline_speed_of_answer_seconds",
-                                 "Time from joining a queue to an agent answering, seconds.")
-        lines += family("hotline_ari_reconnects_total", "counter",
-                        "ARI websocket reconnections.", [({}, self.ari_reconnects)])
-        lines += family("hotline_ami_reconnects_total", "counter",
-                        "AMI reconnections.", [({}, self.ami_reconnects)])
-        lines += family("hotline_event_loop_lag_seconds", "gauge",
-                        "Event-loop lag, p99 over the last minute, seconds.",
-                        [({}, self.loop_lag_p99)])
-        lines += family("hotline_today_calls", "gauge",
-                        "Today's totals since local midnight, as on the wallboard.",
-                        [({"figure": k}, t[k]) for k in
-                         ("offered", "answered", "abandoned_in_queue", "abandoned_in_menu")])
-        lines += family("hotline_today_asa_seconds", "gauge",
-                        "Today's average speed of answer, seconds.",
-                        [({}, t["asa_seconds"])] if t["asa_seconds"] is not None else [])
-        lines += family("hotline_today_service_level_ratio", "gauge",
-                        "Today's answered within the SLA / (answered + abandoned in queue).",
-                        [({}, t["service_level"])] if t["service_level"] is not None else [])
-        lines += family("hotline_process_start_time_seconds", "gauge",
-                        "Start time of this instance, Unix seconds.", [({}, self.started)])
-        return "\n".join(lines) + "\n"
+        return exposition(self.registry)
+
+
+def _le(bound: str) -> str:
+    """A bucket bound as the hand-written exposition wrote it: whole numbers bare."""
+    if bound == "+Inf":
+        return bound
+    v = float(bound)
+    return str(int(v)) if v == int(v) else repr(v)
+
+
+def _gauge(name: str, doc: str, labels: tuple[str, ...] = (),
+           samples: Iterator[tuple[tuple[str, ...], float]] | None = None,
+           value: float | None = None) -> GaugeMetricFamily:
+    if not labels:
+        return GaugeMetricFamily(name, doc, value=value)
+    g = GaugeMetricFamily(name, doc, labels=list(labels))
+    for lbl, v in samples or iter(()):
+        g.add_metric(list(lbl), v)
+    return g
+
+
+def _counter(name: str, doc: str, labels: tuple[str, ...] = (),
+             samples: Iterator[tuple[tuple[str, ...], float]] | None = None,
+             value: float | None = None) -> CounterMetricFamily:
+    if not labels:
+        return CounterMetricFamily(name, doc, value=value)
+    c = CounterMetricFamily(name, doc, labels=list(labels))
+    for lbl, v in samples or iter(()):
+        c.add_metric(list(lbl), v)
+    return c
+
+
+class _Figures(Collector):
+    """Everything but the histogram, read from the `CallCounters` at scrape time."""
+
+    def __init__(self, c: CallCounters) -> None:
+        self.c = c
+
+    def _soa(self) -> Iterator[Metric]:
+        """The client's histogram with its bucket bounds written as before ("20", not
+        "20.0"), so the series dashboards select (le="20" for the service level,
+        docs/wallboard.md) stay the same series."""
+        for fam in self.c.soa.collect():
+            buckets = [(_le(s.labels["le"]), s.value) for s in fam.samples
+                       if s.name.endswith("_bucket")]
+            total = next(s.value for s in fam.samples if s.name.endswith("_sum"))
+            yield HistogramMetricFamily(fam.name, fam.documentation, buckets=buckets,
+                                        sum_value=total)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._soa()
+        c, t = self.c, self.c.today()
+        yield _gauge("hotline_calls_in_menus", "Calls in the menus right now (this instance).",
+                     value=c.in_menus)
+        yield _gauge("hotline_queue_waiting", "Callers waiting per entity.", ("entity",),
+                     (((e,), n) for e, n in sorted(c.waiting.items())))
+        yield _gauge("hotline_queue_longest_wait_seconds",
+                     "Longest current wait per entity, seconds.", ("entity",),
+                     (((e,), v) for e, v in sorted(c.longest_wait.items())))
+        yield _gauge("hotline_agents", "Agents per site and state.", ("site", "state"),
+                     (((s, st), n) for (s, st), n in sorted(c.agents.items())))
+        yield _gauge("hotline_agents_unreachable",
+                     "Logged-in agents whose phone is unregistered, per site.", ("site",),
+                     (((s,), n) for s, n in sorted(c.unreachable.items())))
+        yield _counter("hotline_calls_queued", "Callers who joined a queue (offered).",
+                       value=c.queued)
+        yield _counter("hotline_calls", "Calls ended, by outcome.", ("outcome",),
+                       (((o,), n) for o, n in sorted(c.outcomes.items())))
+        yield _counter("hotline_ari_reconnects", "ARI websocket reconnections.",
+                       value=c.ari_reconnects)
+        yield _counter("hotline_ami_reconnects", "AMI reconnections.", value=c.ami_reconnects)
+        yield _gauge("hotline_event_loop_lag_seconds",
+                     "Event-loop lag, p99 over the last minute, seconds.", value=c.loop_lag_p99)
+        yield _gauge("hotline_today_calls",
+                     "Today's totals since local midnight, as on the wallboard.", ("figure",),
+                     (((k,), t[k]) for k in ("offered", "answered", "abandoned_in_queue",
+                                             "abandoned_in_menu")))
+        # no sample while there is nothing to average (as before: an empty family)
+        yield _gauge("hotline_today_asa_seconds", "Today's average speed of answer, seconds.",
+                     value=t["asa_seconds"])
+        yield _gauge("hotline_today_service_level_ratio",
+                     "Today's answered within the SLA / (answered + abandoned in queue).",
+                     value=t["service_level"])
+        yield _gauge("hotline_process_start_time_seconds",
+                     "Start time of this instance, Unix seconds.", value=c.started)
 
 
 class LoopLagMonitor:

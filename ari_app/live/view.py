@@ -82,7 +82,9 @@ class RedisLiveView:
         return now, out
 
     async def snapshot(self) -> dict[str, Any]:
-        (now, waiting), agents = await asyncio.gather(self._waiting(), self.pool.snapshot())
+        # today's totals are everyone's (Redis), not only this instance's
+        (now, waiting), agents, _ = await asyncio.gather(
+            self._waiting(), self.pool.snapshot(), self.counters.sync())
         site_ids = list(self._sites) + sorted(s for s in agents.by_site if s not in self._sites)
         zero = {s.value: 0 for s in AgentState}
         sites = [

@@ -1,13 +1,19 @@
 """Matching waiting callers with free agents, across every app instance.
 
-The queue lives in Redis, so any instance may dispatch any entity. A
-dispatcher walks an entity's callers in order and, for each, asks the pool to
-reserve the best agent its routing steps allow (one atomic script). The caller
-is then claimed by removing it from the queue, which only one remover can do;
-a lost race hands the agent back. The offer goes to the call's own task: in
-process when this instance owns the call, over Redis pub/sub otherwise. A
-caller at the head whose language has no free agent does not block callers
-behind it who can be served.
+The queue lives in Redis, so any instance may dispatch any entity. A round
+reads every entity's waiting callers (one round trip), merges them into one
+serving order (priority, then arrival: the queues' own score, the same formula
+for every entity), works out each caller's routing steps at this moment, and
+hands the list to one pool script. The script walks the callers in that order
+and gives each the best free agent of its narrowest step that has one (the
+longest idle, then the most proficient), claiming the caller by removing it
+from its queue in the same script: only one remover can, so two instances
+never offer one caller twice. So an agent who serves entities A and B is
+offered the B caller who waited longest, not the first A caller (the fault
+app_queue fixed with force_longest_waiting_caller). See docs/routing.md.
+The offer goes to the call's own task: in process when this instance owns the
+call, over Redis pub/sub otherwise. A caller at the head whose language has no
+free agent does not block callers behind it who can be served.
 
 It runs when woken (a caller joins, an agent frees up, on this or another
 instance) and on a short tick, which also catches wrap-ups ending and routing
@@ -25,7 +31,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ari_app.agents.pool import AgentPool, Offer
+from ari_app.agents.pool import AgentPool, Candidate, Offer
 from ari_app.config.models import HotlineConfig
 from ari_app.config.queue import QueueSettings
 from ari_app.logs import get_logger
@@ -181,43 +187,50 @@ class Dispatcher:
             await self._hand_back(call_id, offer)
 
     async def dispatch_all(self) -> None:
-        """Each entity on its own: a Redis error or a bad entry in one entity's
-        queue is logged and that entity is retried next round; the others go on."""
-        for entity in await self.waiting.entities():
-            try:
-                await self.dispatch(entity)
-            except RedisError as e:
-                log.warning("dispatch.entity_redis_error", entity=entity, error=str(e))
-            except Exception:  # one entity's bad data must not starve the rest
-                log.exception("dispatch.entity_failed", entity=entity)
-
-    async def dispatch(self, entity: str) -> None:
-        callers = await self.waiting.waiting(entity, limit=50)
+        """One round for every entity at once: callers in one serving order across
+        entities, each offered the best free agent of its current routing step
+        (one script reserves the agents and claims the callers). A caller whose
+        routing cannot be worked out (an entity gone from the config) is logged
+        and skipped; the others go on."""
+        callers = await self.waiting.everyone(limit=50)
+        if not callers:
+            return
         now = time.time()
+        batch: list[Candidate] = []
+        by_call: dict[str, WaitingCaller] = {}
         for c in callers:
-            steps = steps_for(self.cfg, entity, c.language, max(0.0, now - c.arrival),
-                              self.settings)
-            offer = await self.pool.take(steps, c.call_id)
-            if offer is None:
-                continue
-            if not await self.waiting.remove(entity, c.call_id, forget=False):
-                self.lost_races += 1
-                await self.pool.unoffer(offer.agent.id, c.call_id)
-                continue
             try:
-                await self._deliver(c.call_id, entity, offer)
-            except RedisError:
+                steps = steps_for(self.cfg, c.entity, c.language, max(0.0, now - c.arrival),
+                                  self.settings)
+            except Exception:  # one entity's bad data must not starve the rest
+                log.exception("dispatch.entity_failed", entity=c.entity, call=c.call_id)
+                continue
+            batch.append(Candidate(c.call_id, c.entity, tuple(steps)))
+            by_call[c.call_id] = c
+        result = await self.pool.dispatch(batch)
+        self.lost_races += result.gone
+        for call_id in result.stranded:
+            await self._rejoin(by_call[call_id])
+        for call_id, offer in result.offers:
+            c = by_call[call_id]
+            try:
+                await self._deliver(call_id, c.entity, offer)
+            except RedisError as e:
+                # this caller goes back in line with its agent freed; the others go on
+                log.warning("dispatch.deliver_redis_error", call=call_id, error=str(e))
                 await self._undo(c, offer)
-                raise
+
+    async def _rejoin(self, c: WaitingCaller) -> None:
+        with contextlib.suppress(RedisError):
+            await self.waiting.join(c.entity, c.call_id, c.language, priority=c.priority,
+                                    arrival=c.arrival, transferred=c.transferred)
 
     async def _undo(self, c: WaitingCaller, offer: Offer) -> None:
         """The offer could not be handed over: the agent goes back to available and
         the caller back into line at their original place, so neither is stranded."""
         with contextlib.suppress(RedisError):
             await self.pool.unoffer(offer.agent.id, c.call_id)
-        with contextlib.suppress(RedisError):
-            await self.waiting.join(c.entity, c.call_id, c.language, priority=c.priority,
-                                    arrival=c.arrival, transferred=c.transferred)
+        await self._rejoin(c)
 
     async def _deliver(self, call_id: str, entity: str, offer: Offer) -> None:
         self.offers += 1

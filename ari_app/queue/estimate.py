@@ -8,13 +8,24 @@ it does not jump between announcements. With too few samples, or nobody
 logged in to serve, there is no estimate at all: silence is better than a
 number we cannot stand behind.
 
-State is per app instance (fed from that instance's calls); with several
-instances each estimates from its own share, which is the same population.
+`WaitEstimator` is the arithmetic, in memory (the simulator uses it as is).
+`SharedWaitEstimator` keeps the series in Redis, so every instance and site
+gives the same figure and a restart keeps it: see its docstring.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ari_app.logs import get_logger
+
+log = get_logger("queue.estimate")
+KEEP_SECONDS = 30 * 86400
 
 
 @dataclass
@@ -80,6 +91,95 @@ class WaitEstimator:
             model if previous is None else (1 - self.smoothing) * previous + self.smoothing * model
         )
         return max(0.0, min(est, self.max_seconds))
+
+
+# ARGV: alpha, ttl, then (series, entity, seconds)...; the samples in order,
+# each one EWMA step, then every series back. KEYS[1]: the estimates hash.
+_APPLY = r"""
+local key, alpha = KEYS[1], tonumber(ARGV[1])
+for i = 3, #ARGV, 3 do
+  local f = ARGV[i] .. ':' .. ARGV[i + 1]
+  local x = tonumber(ARGV[i + 2])
+  local m = tonumber(redis.call('HGET', key, f .. ':mean'))
+  if m then m = (1 - alpha) * m + alpha * x else m = x end
+  redis.call('HSET', key, f .. ':mean', string.format('%.17g', m))
+  redis.call('HINCRBY', key, f .. ':n', 1)
+end
+if #ARGV > 2 then redis.call('EXPIRE', key, tonumber(ARGV[2])) end
+return redis.call('HGETALL', key)
+"""
+
+
+class SharedWaitEstimator(WaitEstimator):
+    """The estimator's series in Redis, one hash `{prefix}:estimate` for all
+    entities (fields `<h|a>:<entity>:mean` and `:n`), kept 30 days after the
+    last sample.
+
+    Calls record synchronously (a caller never waits on Redis): a sample
+    updates this instance's copy at once and is queued; `sync` applies the
+    queued samples in Redis (one script, one round trip, each sample one EWMA
+    step there) and replaces this instance's copy with the shared series. A
+    failed sync keeps the samples for the next one."""
+
+    def __init__(self, redis: Redis, *, key_prefix: str = "hotline", **kw: Any) -> None:
+        super().__init__(**kw)
+        if "{" in key_prefix or "}" in key_prefix:
+            raise ValueError("key_prefix must not contain braces: it becomes the hash tag")
+        self.redis = redis
+        self.key = "{" + key_prefix + "}:estimate"
+        self._apply = redis.register_script(_APPLY)
+        self._queued: list[tuple[str, str, float]] = []
+        self._lock = asyncio.Lock()
+        self.sync_errors = 0
+
+    def record_handle_time(self, entity: str, seconds: float) -> None:
+        super().record_handle_time(entity, seconds)
+        if seconds > 0:
+            self._queued.append(("h", entity, min(seconds, self.max_seconds)))
+
+    def record_answer_wait(self, entity: str, seconds: float) -> None:
+        super().record_answer_wait(entity, seconds)
+        if seconds >= 0:
+            self._queued.append(("a", entity, min(seconds, self.max_seconds)))
+
+    async def sync(self) -> None:
+        """Send the queued samples, read every series back. Raises a Redis error."""
+        async with self._lock:
+            sent = list(self._queued)
+            args: list[str | float] = [self.alpha, KEEP_SECONDS]
+            for kind, entity, x in sent:
+                args += [kind, entity, repr(float(x))]
+            raw = await self._apply(keys=[self.key], args=args)
+            del self._queued[:len(sent)]
+            self._handle, self._answer = _series(raw)
+
+    async def run_sync(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                await self.sync()
+            except Exception as e:  # noqa: BLE001 - estimates wait for the next sync
+                self.sync_errors += 1
+                log.warning("estimate.sync_failed", error=repr(e))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
+def _series(raw: list[Any]) -> tuple[dict[str, _Series], dict[str, _Series]]:
+    fields: dict[str, str] = {}
+    for k, v in zip(raw[::2], raw[1::2], strict=True):
+        fields[k.decode() if isinstance(k, bytes) else str(k)] = (
+            v.decode() if isinstance(v, bytes) else str(v))
+    out: dict[str, dict[str, _Series]] = {"h": {}, "a": {}}
+    for name, val in fields.items():
+        kind, _, rest = name.partition(":")
+        entity, _, part = rest.rpartition(":")
+        if kind not in out or part != "mean":
+            continue
+        try:
+            out[kind][entity] = _Series(float(val), int(fields.get(f"{kind}:{entity}:n", "0")))
+        except ValueError:
+            log.warning("estimate.bad_field", field=name)
+    return out["h"], out["a"]
 
 
 SpokenWait = tuple[str, int | None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -83,7 +83,8 @@ class Queued:
             await ctx.checkpoint(self)
             if not await svc.anyone_can_serve(self.entity, s.language):
                 return self._fallback(ctx, Outcome.NO_AGENT_FALLBACK, "no-agents")
-        priority = settings.priority_for(self.entity) if self.priority is None else self.priority
+        priority = (settings.priority_of(self.entity, caller_priority(s.app_args))
+                    if self.priority is None else self.priority)
         fut = svc.box.open(s.call_id)
         offer: Offer | None = None
         try:
@@ -167,6 +168,13 @@ class Queued:
         with contextlib.suppress(RedisError):
             await self.deps.svc.waiting.remove(self.entity, ctx.interaction.id)
         await self.deps.svc.dispatcher.wake_all()
+
+
+def caller_priority(app_args: Sequence[str]) -> int:
+    """The caller's own priority, which the dialplan hands to Stasis as its third
+    argument from the FastAGI look-up; 0 when absent or not a number 1-99."""
+    raw = app_args[2] if len(app_args) > 2 else ""
+    return int(raw) if raw.isdigit() and 1 <= int(raw) <= 99 else 0
 
 
 @dataclass

@@ -44,6 +44,28 @@ redis.call('SADD', B .. 'waitq', entity)
 return redis.call('ZRANK', B .. 'wait:' .. entity, call) + 1
 """
 
+# Every entity's first ARGV[2] callers with what a dispatcher needs, in one
+# round trip: flat {call, entity, lang, prio, arrival, transferred}...
+_ALL = r"""
+local B, limit = ARGV[1], tonumber(ARGV[2])
+local out = {}
+for _, entity in ipairs(redis.call('SMEMBERS', B .. 'waitq')) do
+  local q = B .. 'wait:' .. entity
+  -- a broken key is that entity's problem (logged by nobody, skipped by all)
+  local calls = {}
+  if redis.call('TYPE', q)['ok'] == 'zset' then calls = redis.call('ZRANGE', q, 0, limit - 1) end
+  for _, call in ipairs(calls) do
+    local h = redis.call('HMGET', B .. 'wcall:' .. call, 'entity', 'lang', 'prio', 'arrival',
+      'transferred')
+    if h[1] and h[2] and h[3] and h[4] then
+      out[#out + 1] = call
+      for j = 1, 5 do out[#out + 1] = h[j] or '0' end
+    end
+  end
+end
+return out
+"""
+
 
 @dataclass(frozen=True)
 class WaitingCaller:
@@ -66,6 +88,7 @@ class WaitingQueues:
         self.redis = redis
         self.base = "{" + key_prefix + "}:"
         self._join = redis.register_script(_JOIN)
+        self._all = redis.register_script(_ALL)
 
     def _q(self, entity: str) -> str:
         return self.base + "wait:" + entity
@@ -134,9 +157,8 @@ class WaitingQueues:
         return None if v is None else _s(v)
 
     async def waiting(self, entity: str, limit: int = 100) -> list[WaitingCaller]:
-        """Callers in serving order. A dispatcher walks this list rather than
-        only the head, so one caller whose language has no free agent does not
-        hold back the callers behind them."""
+        """One entity's callers in serving order (the dispatcher reads every
+        entity at once with `everyone`)."""
         ids = [_s(i) for i in await self.redis.zrange(self._q(entity), 0, limit - 1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for i in ids:
@@ -144,6 +166,22 @@ class WaitingQueues:
             raws = await pipe.execute()
         found = (_caller(i, r) for i, r in zip(ids, raws, strict=True))
         return [c for c in found if c is not None]
+
+    async def everyone(self, limit: int = 50) -> list[WaitingCaller]:
+        """The first `limit` callers of every entity, merged into one serving
+        order (higher priority, then earlier arrival, then call id: the order of
+        the queues' scores, which use one formula for every entity), in one
+        round trip. A dispatcher walks this so that an agent who serves several
+        entities takes the caller who has waited longest among all of them."""
+        raw = await self._all(keys=[self.base + "waitq"], args=[self.base, limit])
+        out: list[WaitingCaller] = []
+        for j in range(0, len(raw), 6):
+            call, entity, lang, prio, arrival, transferred = (_s(x) for x in raw[j:j + 6])
+            out.append(WaitingCaller(call_id=call, entity=entity, language=lang,
+                                     priority=int(prio), arrival=int(arrival) / 1000.0,
+                                     transferred=transferred == "1"))
+        out.sort(key=serving_order)
+        return out
 
     async def head(self, entity: str) -> WaitingCaller | None:
         w = await self.waiting(entity, 1)
@@ -165,6 +203,11 @@ class WaitingQueues:
                 pipe.delete(self._c(call_id))
             res = await pipe.execute()
         return bool(res[0])
+
+
+def serving_order(c: WaitingCaller) -> tuple[int, int, str]:
+    """The sort key equal to a queue's score order (ties by member, as ZRANGE)."""
+    return (-c.priority, round(c.arrival * 1000), c.call_id)
 
 
 def _caller(call_id: str, raw: dict[Any, Any]) -> WaitingCaller | None:

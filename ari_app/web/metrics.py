@@ -1,4 +1,5 @@
-"""GET /metrics: the app's metrics plus the web layer's own, in Prometheus text format.
+"""GET /metrics: the app's metrics plus the web layer's own, in Prometheus text format
+(both exposed by prometheus_client, each from its own registry).
 
 `WebDeps.refresh` (gauges that need Redis: waiting per entity, agents per
 state) runs before rendering, at most once a second however many scrapers
@@ -10,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from ari_app.live.counters import family
+from ari_app.live.counters import exposition
 from ari_app.logs import get_logger
 from ari_app.web.deps import WebDeps
 from ari_app.web.sse import SnapshotHub
@@ -36,29 +41,48 @@ class WebStats:
         self.api[key] = self.api.get(key, 0) + 1
 
     def render(self, hub: SnapshotHub) -> str:
-        lines: list[str] = []
-        lines += family("hotline_http_auth_failures_total", "counter",
-                        "API requests refused for a missing or wrong token.",
-                        [({}, self.auth_failures)])
-        lines += family("hotline_http_rate_limited_total", "counter",
-                        "API requests refused with 429 after repeated failed authentications.",
-                        [({}, self.rate_limited)])
-        lines += family("hotline_http_api_requests_total", "counter",
-                        "Agents' API requests by action and HTTP status.",
-                        [({"action": a, "code": str(c)}, n)
-                         for (a, c), n in sorted(self.api.items())])
-        lines += family("hotline_metrics_refresh_errors_total", "counter",
-                        "Failed or timed-out refreshes of Redis-derived gauges.",
-                        [({}, self.refresh_errors)])
-        lines += family("hotline_wallboard_clients", "gauge",
-                        "Wallboard screens connected to this instance.", [({}, len(hub.clients))])
-        lines += family("hotline_wallboard_snapshots_total", "counter",
-                        "Live snapshots produced for the wallboard.", [({}, hub.snapshots)])
-        lines += family("hotline_wallboard_snapshot_errors_total", "counter",
-                        "Live snapshots that failed.", [({}, hub.errors)])
-        lines += family("hotline_wallboard_snapshot_seconds", "gauge",
-                        "Duration of the last live snapshot, seconds.", [({}, hub.last_duration)])
-        return "\n".join(lines) + "\n"
+        """These figures alone, in the text format (tests and tools)."""
+        reg = CollectorRegistry(auto_describe=True)
+        reg.register(WebCollector(self, hub))
+        return exposition(reg)
+
+
+class WebCollector(Collector):
+    """The web layer's own figures, read at scrape time."""
+
+    def __init__(self, stats: WebStats, hub: SnapshotHub) -> None:
+        self.stats = stats
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        st, hub = self.stats, self.hub
+        yield CounterMetricFamily("hotline_http_auth_failures",
+                                  "API requests refused for a missing or wrong token.",
+                                  value=st.auth_failures)
+        yield CounterMetricFamily(
+            "hotline_http_rate_limited",
+            "API requests refused with 429 after repeated failed authentications.",
+            value=st.rate_limited)
+        api = CounterMetricFamily("hotline_http_api_requests",
+                                  "Agents' API requests by action and HTTP status.",
+                                  labels=["action", "code"])
+        for (a, c), n in sorted(st.api.items()):
+            api.add_metric([a, str(c)], n)
+        yield api
+        yield CounterMetricFamily("hotline_metrics_refresh_errors",
+                                  "Failed or timed-out refreshes of Redis-derived gauges.",
+                                  value=st.refresh_errors)
+        yield GaugeMetricFamily("hotline_wallboard_clients",
+                                "Wallboard screens connected to this instance.",
+                                value=len(hub.clients))
+        yield CounterMetricFamily("hotline_wallboard_snapshots",
+                                  "Live snapshots produced for the wallboard.",
+                                  value=hub.snapshots)
+        yield CounterMetricFamily("hotline_wallboard_snapshot_errors",
+                                  "Live snapshots that failed.", value=hub.errors)
+        yield GaugeMetricFamily("hotline_wallboard_snapshot_seconds",
+                                "Duration of the last live snapshot, seconds.",
+                                value=hub.last_duration)
 
 
 STATS_KEY: web.AppKey[WebStats] = web.AppKey("web_stats", WebStats)
@@ -74,6 +98,9 @@ class MetricsEndpoint:
         self.timeout = timeout
         self._lock = asyncio.Lock()
         self._refreshed = 0.0
+        # this endpoint's own registry (never the client's global one)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(WebCollector(stats, hub))
 
     async def _refresh(self) -> None:
         if self.deps.refresh is None:
@@ -96,6 +123,6 @@ class MetricsEndpoint:
         body = self.deps.metrics.prometheus()
         if body and not body.endswith("\n"):
             body += "\n"
-        body += self.stats.render(self.hub)
+        body += exposition(self.registry)
         return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE,
                                                         "Cache-Control": "no-store"})

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ari_app.live.counters import SOA_BUCKETS, CallCounters, Histogram, LoopLagMonitor
+from ari_app.live.counters import SOA_BUCKETS, CallCounters, LoopLagMonitor
 
 _SAMPLE = re.compile(
     r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$'
@@ -74,14 +74,33 @@ def doha(y: int, mo: int, d: int, h: int, mi: int = 0) -> float:
 
 
 def test_histogram_buckets_are_cumulative_with_inclusive_bounds() -> None:
-    h = Histogram(SOA_BUCKETS)
-    for v in (0, 5, 5.01, 10, 19.9, 20, 31, 299, 300, 301, 5000):
-        h.observe(v)
-    assert dict(h.cumulative()) == {
-        "5": 2, "10": 4, "20": 6, "30": 6, "60": 7, "120": 7, "300": 9, "+Inf": 11,
-    }
-    assert h.n == 11 and h.total == pytest.approx(sum((0, 5, 5.01, 10, 19.9, 20, 31, 299, 300,
-                                                       301, 5000)))
+    c = CallCounters()
+    waits = (0, 5, 5.01, 10, 19.9, 20, 31, 299, 300, 301, 5000)
+    for v in waits:
+        c.answered(v)
+    fams = parse_prometheus(c.prometheus())
+    name = "hotline_speed_of_answer_seconds"
+    got = {le: value(fams, name + "_bucket", le=le)
+           for le in ("5", "10", "20", "30", "60", "120", "300", "+Inf")}
+    assert got == {"5": 2, "10": 4, "20": 6, "30": 6, "60": 7, "120": 7, "300": 9, "+Inf": 11}
+    assert len(SOA_BUCKETS) + 1 == len(got)
+    assert value(fams, name + "_count") == 11
+    assert value(fams, name + "_sum") == pytest.approx(sum(waits))
+
+
+def test_exposition_is_the_official_clients_on_a_registry_of_its_own() -> None:
+    """Two counters objects (two apps in one process) never share figures, and
+    nothing lands in prometheus_client's global default registry."""
+    from prometheus_client import REGISTRY
+
+    a, b = CallCounters(), CallCounters()
+    a.answered(3)
+    a.outcome("rejected")
+    assert a.registry is not b.registry
+    assert a.registry.get_sample_value("hotline_speed_of_answer_seconds_count") == 1
+    assert b.registry.get_sample_value("hotline_speed_of_answer_seconds_count") == 0
+    assert b.registry.get_sample_value("hotline_calls_total", {"outcome": "rejected"}) is None
+    assert REGISTRY.get_sample_value("hotline_calls_total", {"outcome": "rejected"}) is None
 
 
 def test_prometheus_text_names_types_and_values() -> None:
@@ -165,7 +184,8 @@ def test_today_figures_and_reset_at_local_midnight() -> None:
     assert t["date"] == "2026-11-29"
     assert (t["offered"], t["answered"], t["asa_seconds"], t["service_level"]) == (0, 0, None, None)
     # the Prometheus counters are monotonic and do not reset
-    assert c.outcomes["answered"] == 2 and c.soa.n == 2
+    assert c.outcomes["answered"] == 2
+    assert c.registry.get_sample_value("hotline_speed_of_answer_seconds_count") == 2
 
 
 def test_timezone_is_configurable() -> None:
