@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Before/after: the app leg of bench/load.py on two checkouts, back to back on
+this machine, same load, one result file with both rows and their ratio.
+
+    python3 bench/compare.py --before DIR_A --after DIR_B [--rates 10] [--duration 40]
+                             [--rounds 1] [--name compare] [--offset N]
+
+Each tree runs with its own venv (DIR/.venv/bin/python) and its own app, rig and
+config: a fresh stack (port offset --offset, default $HOTLINE_PORT_OFFSET or
+700), the agents registered, a few warm-up calls, a short idle window, then
+--duration seconds of calls at each rate; then the stack goes down and the
+other tree's comes up. --rounds N alternates before, after, before, after...
+The driver (this script, load.py and its SIPp scenario) is this checkout's, so
+both trees are measured by the same code.
+
+Writes bench/results/<UTC date>-<name>.{json,md}: provenance (both trees'
+commits, the machine, load average before and after each run), one row per run
+and rate, and after/before. At 10 calls/s the default (50 s) costs about 80 s a tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+import provenance
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "out"
+
+# (key in a load.py step, column heading); the per-call figures the lead compares
+METRICS = [
+    ("app_cpu_ms_per_call", "app CPU ms/call"),
+    ("redis_cmds_per_call", "Redis cmds/call"),
+    ("failed", "failed"),
+    ("digit_to_agent_ms_p50", "key→agent p50 ms"),
+    ("digit_to_agent_ms_p95", "key→agent p95 ms"),
+    ("loop_lag_p99_ms_max", "loop lag p99 ms (max)"),
+    ("asterisk_cpu_ms_per_call", "Asterisk CPU ms/call"),
+]
+
+
+def log(msg: str) -> None:
+    print(f"[compare {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--before", type=Path, required=True, help="checkout measured first")
+    ap.add_argument("--after", type=Path, required=True, help="checkout measured second")
+    ap.add_argument("--rates", default="10", help="calls/s, comma separated")
+    ap.add_argument("--duration", type=float, default=50.0,
+                    help="offered seconds of calls per rate and tree")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="before/after pairs, alternating (more rounds: a spread per side)")
+    ap.add_argument("--agents", type=int, default=200)
+    ap.add_argument("--ring-ms", type=int, default=200)
+    ap.add_argument("--talk-ms", type=int, default=500)
+    ap.add_argument("--warmup-calls", type=int, default=10)
+    ap.add_argument("--name", default="compare", help="result name: bench/results/<date>-<name>")
+    ap.add_argument("--offset", type=int,
+                    default=int(os.environ.get("HOTLINE_PORT_OFFSET") or 700))
+    return ap.parse_args(argv)
+
+
+def check_tree(label: str, tree: Path) -> list[str]:
+    problems = []
+    if not (tree / "ari_app").is_dir():
+        problems.append(f"--{label} {tree}: not a Hotline 109 checkout (no ari_app/)")
+    elif not (tree / ".venv/bin/python").exists():
+        problems.append(f"--{label} {tree}: no .venv: run `make venv prompts` there")
+    elif not (tree / "build/sounds").is_dir():
+        problems.append(f"--{label} {tree}: no build/sounds: run `make prompts` there")
+    return problems
+
+
+def run_tree(label: str, tree: Path, args: argparse.Namespace, round_no: int) -> dict[str, Any]:
+    """load.py's app leg on one tree, under that tree's interpreter; its result JSON."""
+    out = OUT / f"{args.name}-{label}-{round_no}.json"
+    out.unlink(missing_ok=True)
+    cmd = [str(tree / ".venv/bin/python"), str(BENCH / "load.py"), "--tree", str(tree),
+           "--systems", "app", "--rates", args.rates, "--seconds", f"{args.duration:g}",
+           "--min-calls", "0", "--agents", str(args.agents), "--ring-ms", str(args.ring_ms),
+           "--talk-ms", str(args.talk_ms), "--warmup-calls", str(args.warmup_calls),
+           "--stop-after-dirty", "1000", "--offset", str(args.offset),
+           "--name", f"{args.name}-{label}-{round_no}", "--json-out", str(out)]
+    log(f"{label} (round {round_no}): {tree}")
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=1800)
+    if proc.returncode != 0 or not out.exists():
+        raise SystemExit(f"compare: the {label} run on {tree} failed (exit {proc.returncode}); "
+                         f"its log is above, its raw data in {OUT / out.stem}")
+    doc: dict[str, Any] = json.loads(out.read_text())
+    doc["wall_seconds"] = round(time.monotonic() - t0, 1)
+    return doc
+
+
+def rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run and rate: the metrics, the calls, the machine's load then."""
+    out = []
+    for run in runs:
+        doc = run["doc"]
+        for step in doc["steps"]:
+            row = {"label": run["label"], "round": run["round"], "rate": step["rate"],
+                   "calls": step["calls"], "clean": step["clean"],
+                   "machine_busy_pct": step.get("machine_busy_pct"),
+                   "loadavg_start": doc["provenance"]["loadavg_start"][0],
+                   "loadavg_end": doc["provenance"]["loadavg_end"][0],
+                   "wall_seconds": doc["wall_seconds"]}
+            row.update({k: step.get(k) for k, _ in METRICS})
+            out.append(row)
+    return out
+
+
+def summary(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per rate: the mean of each side, after/before, and how far apart the runs of
+    one side lie (max - min over its rounds, as a share of its mean)."""
+    out = []
+    for rate in sorted({r["rate"] for r in table}):
+        entry: dict[str, Any] = {"rate": rate}
+        for key, _ in METRICS:
+            sides: dict[str, list[float]] = {}
+            for r in table:
+                if r["rate"] == rate and r[key] is not None:
+                    sides.setdefault(r["label"], []).append(float(r[key]))
+            b, a = sides.get("before"), sides.get("after")
+            mb, ma = (round(mean(b), 2) if b else None), (round(mean(a), 2) if a else None)
+            entry[key] = {
+                "before": mb, "after": ma,
+                "ratio": round(ma / mb, 3) if ma is not None and mb else None,
+                "diff": round(ma - mb, 2) if ma is not None and mb is not None else None,
+                "rel_diff": round(abs(ma - mb) / ((ma + mb) / 2), 3)
+                if ma is not None and mb is not None and ma + mb else None,
+                "spread_within_side": {
+                    side: round((max(v) - min(v)) / mean(v), 3) if len(v) > 1 and mean(v) else None
+                    for side, v in sides.items()}}
+        out.append(entry)
+    return out
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    heads = ["tree", "round", "calls/s", "calls", *[h for _, h in METRICS], "clean",
+             "machine busy %", "load avg start → end", "wall s"]
+    lines = [f"# Before/after `{doc['params']['name']}` ({doc['provenance']['started_utc']})",
+             "", provenance.markdown(doc["provenance"]), "",
+             f"Each tree: its own stack, {doc['params']['agents']} agents (ring "
+             f"{doc['params']['ring_ms']} ms, talk {doc['params']['talk_ms']} ms), "
+             f"{doc['params']['warmup_calls']} unmeasured warm-up calls, then "
+             f"{doc['params']['duration']:g} s of calls per rate through the app (number 109). "
+             f"Same commit on both sides: {doc['same_commit']}.", "",
+             "| " + " | ".join(heads) + " |",
+             "| --- | " + " | ".join("---:" for _ in heads[1:]) + " |"]
+    for r in doc["rows"]:
+        cells = [r["label"], r["round"], r["rate"], r["calls"], *[r[k] for k, _ in METRICS],
+                 r["clean"], r["machine_busy_pct"],
+                 f"{r['loadavg_start']:g} → {r['loadavg_end']:g}", r["wall_seconds"]]
+        lines.append("| " + " | ".join(fmt(c) for c in cells) + " |")
+    for s in doc["summary"]:
+        for what, title in (("ratio", "after / before"), ("rel_diff", "|after − before| / mean")):
+            cells = [title, "", s["rate"], "", *[s[k][what] for k, _ in METRICS], "", "", "", ""]
+            lines.append("| " + " | ".join(fmt(c) for c in cells) + " |")
+    idle = [f"{r['label']} {r['round']}: app {i.get('app_cpu_ms_per_s')} ms CPU/s, Redis "
+            f"{i.get('redis_cmds_per_s')} cmds/s"
+            for r in doc["runs"] for i in [r["doc"].get("idle", {}).get("app", {})]]
+    lines += ["", "Idle (no call, after the warm-up; included in the per-call figures at "
+              "idle rate ÷ call rate): " + "; ".join(idle) + ".",
+              "", f"Total wall time {doc['wall_seconds']:g} s.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    before, after = args.before.resolve(), args.after.resolve()
+    problems = check_tree("before", before) + check_tree("after", after)
+    if args.duration <= 0 or args.rounds < 1:
+        problems.append("--duration must be positive and --rounds at least 1")
+    if problems:
+        raise SystemExit("compare: " + "\n  ".join(problems))
+    prov = provenance.start(vars(args) | {"before": str(before), "after": str(after)},
+                            {"before": before, "after": after, "bench": BENCH.parent})
+    t0 = time.monotonic()
+    runs = []
+    for round_no in range(1, args.rounds + 1):
+        for label, tree in (("before", before), ("after", after)):
+            runs.append({"label": label, "round": round_no, "tree": str(tree),
+                         "doc": run_tree(label, tree, args, round_no)})
+    git = prov["git"]
+    doc: dict[str, Any] = {
+        "schema": "hotline-bench-compare/1", "provenance": provenance.finish(prov),
+        "params": prov["params"],
+        "same_commit": git["before"]["commit"] == git["after"]["commit"]
+        and not git["before"]["dirty"] and not git["after"]["dirty"],
+        "wall_seconds": round(time.monotonic() - t0, 1)}
+    doc["rows"] = rows(runs)
+    doc["summary"] = summary(doc["rows"])
+    doc["runs"] = runs
+    jpath, mpath = provenance.result_paths(args.name)
+    jpath.write_text(json.dumps(doc, indent=1) + "\n")
+    md = markdown(doc)
+    mpath.write_text(md)
+    print(md)
+    log(f"wrote {jpath} and {mpath} in {doc['wall_seconds']:g} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
