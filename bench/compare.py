@@ -2,20 +2,23 @@
 """Before/after: the app leg of bench/load.py on two checkouts, back to back on
 this machine, same load, one result file with both rows and their ratio.
 
-    python3 bench/compare.py --before DIR_A --after DIR_B [--rates 10] [--duration 40]
-                             [--rounds 1] [--name compare] [--offset N]
+    python3 bench/compare.py --before DIR_A --after DIR_B [--rates 10] [--duration 20]
+                             [--rounds 2] [--name compare] [--offset N]
 
 Each tree runs with its own venv (DIR/.venv/bin/python) and its own app, rig and
 config: a fresh stack (port offset --offset, default $HOTLINE_PORT_OFFSET or
 700), the agents registered, a few warm-up calls, a short idle window, then
 --duration seconds of calls at each rate; then the stack goes down and the
 other tree's comes up. --rounds N alternates before, after, before, after...
+and the summary compares each side's mean.
 The driver (this script, load.py and its SIPp scenario) is this checkout's, so
 both trees are measured by the same code.
 
 Writes bench/results/<UTC date>-<name>.{json,md}: provenance (both trees'
 commits, the machine, load average before and after each run), one row per run
-and rate, and after/before. At 10 calls/s the default (50 s) costs about 80 s a tree.
+and rate, and after/before. At 10 calls/s the defaults (2 rounds of 20 s) cost about
+3 minutes in all (each run about 45 s, of which 20 s is the stack, the agents'
+registration, the warm-up and the idle window).
 """
 
 from __future__ import annotations
@@ -56,15 +59,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--before", type=Path, required=True, help="checkout measured first")
     ap.add_argument("--after", type=Path, required=True, help="checkout measured second")
     ap.add_argument("--rates", default="10", help="calls/s, comma separated")
-    ap.add_argument("--duration", type=float, default=50.0,
+    ap.add_argument("--duration", type=float, default=20.0,
                     help="offered seconds of calls per rate and tree")
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="before/after pairs, alternating (more rounds: a spread per side)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="before/after pairs, alternating: each side's runs show its own spread "
+                         "and one run upset by other work on the machine stands out")
     ap.add_argument("--agents", type=int, default=200)
     ap.add_argument("--ring-ms", type=int, default=200)
     ap.add_argument("--talk-ms", type=int, default=500)
     ap.add_argument("--warmup-calls", type=int, default=10)
     ap.add_argument("--name", default="compare", help="result name: bench/results/<date>-<name>")
+    ap.add_argument("--quiet-cores", type=float, default=0.6,
+                    help="before each run, wait until other work uses at most this many CPUs")
+    ap.add_argument("--quiet-wait", type=float, default=60.0,
+                    help="but wait at most this many seconds per run (then run anyway, noted)")
     ap.add_argument("--offset", type=int,
                     default=int(os.environ.get("HOTLINE_PORT_OFFSET") or 700))
     return ap.parse_args(argv)
@@ -81,6 +89,20 @@ def check_tree(label: str, tree: Path) -> list[str]:
     return problems
 
 
+def wait_quiet(args: argparse.Namespace) -> dict[str, Any]:
+    """Other users' work is the largest noise here (2 shared CPUs): start a run when
+    they leave room for it, and record how busy they were."""
+    t0 = time.monotonic()
+    while True:
+        cores = provenance.busy_cores(5.0)
+        waited = round(time.monotonic() - t0, 1)
+        if cores <= args.quiet_cores or waited >= args.quiet_wait:
+            return {"others_cores_before": cores, "waited_s": waited,
+                    "quiet": cores <= args.quiet_cores}
+        log(f"other work uses {cores:g} CPUs (> {args.quiet_cores:g}): waiting "
+            f"({waited:g}/{args.quiet_wait:g} s)")
+
+
 def run_tree(label: str, tree: Path, args: argparse.Namespace, round_no: int) -> dict[str, Any]:
     """load.py's app leg on one tree, under that tree's interpreter; its result JSON."""
     out = OUT / f"{args.name}-{label}-{round_no}.json"
@@ -91,7 +113,8 @@ def run_tree(label: str, tree: Path, args: argparse.Namespace, round_no: int) ->
            "--talk-ms", str(args.talk_ms), "--warmup-calls", str(args.warmup_calls),
            "--stop-after-dirty", "1000", "--offset", str(args.offset),
            "--name", f"{args.name}-{label}-{round_no}", "--json-out", str(out)]
-    log(f"{label} (round {round_no}): {tree}")
+    gate = wait_quiet(args)
+    log(f"{label} (round {round_no}): {tree}; other work {gate['others_cores_before']:g} CPUs")
     t0 = time.monotonic()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=1800)
     if proc.returncode != 0 or not out.exists():
@@ -99,6 +122,7 @@ def run_tree(label: str, tree: Path, args: argparse.Namespace, round_no: int) ->
                          f"its log is above, its raw data in {OUT / out.stem}")
     doc: dict[str, Any] = json.loads(out.read_text())
     doc["wall_seconds"] = round(time.monotonic() - t0, 1)
+    doc["gate"] = gate
     return doc
 
 
@@ -111,6 +135,8 @@ def rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row = {"label": run["label"], "round": run["round"], "rate": step["rate"],
                    "calls": step["calls"], "clean": step["clean"],
                    "machine_busy_pct": step.get("machine_busy_pct"),
+                   "others_cores_before": doc["gate"]["others_cores_before"],
+                   "others_cores": step.get("others_cores"),
                    "loadavg_start": doc["provenance"]["loadavg_start"][0],
                    "loadavg_end": doc["provenance"]["loadavg_end"][0],
                    "wall_seconds": doc["wall_seconds"]}
@@ -155,7 +181,7 @@ def fmt(v: Any) -> str:
 
 def markdown(doc: dict[str, Any]) -> str:
     heads = ["tree", "round", "calls/s", "calls", *[h for _, h in METRICS], "clean",
-             "machine busy %", "load avg start → end", "wall s"]
+             "others' CPUs before → during", "load avg start → end", "wall s"]
     lines = [f"# Before/after `{doc['params']['name']}` ({doc['provenance']['started_utc']})",
              "", provenance.markdown(doc["provenance"]), "",
              f"Each tree: its own stack, {doc['params']['agents']} agents (ring "
@@ -167,13 +193,34 @@ def markdown(doc: dict[str, Any]) -> str:
              "| --- | " + " | ".join("---:" for _ in heads[1:]) + " |"]
     for r in doc["rows"]:
         cells = [r["label"], r["round"], r["rate"], r["calls"], *[r[k] for k, _ in METRICS],
-                 r["clean"], r["machine_busy_pct"],
+                 r["clean"], f"{fmt(r['others_cores_before'])} → {fmt(r['others_cores'])}",
                  f"{r['loadavg_start']:g} → {r['loadavg_end']:g}", r["wall_seconds"]]
         lines.append("| " + " | ".join(fmt(c) for c in cells) + " |")
     for s in doc["summary"]:
-        for what, title in (("ratio", "after / before"), ("rel_diff", "|after − before| / mean")):
-            cells = [title, "", s["rate"], "", *[s[k][what] for k, _ in METRICS], "", "", "", ""]
+        derived: list[tuple[str, list[Any]]] = [
+            (f"{side} mean", [s[k][side] for k, _ in METRICS]) for side in ("before", "after")]
+        derived += [("after / before", [s[k]["ratio"] for k, _ in METRICS]),
+                    ("abs(after − before) / mean", [s[k]["rel_diff"] for k, _ in METRICS])]
+        if doc["params"]["rounds"] > 1:
+            derived += [(f"{side}: (max − min) / mean",
+                         [s[k]["spread_within_side"].get(side) for k, _ in METRICS])
+                        for side in ("before", "after")]
+        for title, values in derived:
+            cells = [f"**{title}**", "", s["rate"], "", *values, "", "", "", ""]
             lines.append("| " + " | ".join(fmt(c) for c in cells) + " |")
+    dirty = [f"{r['label']} {r['round']} at {r['rate']:g}/s" for r in doc["rows"] if not r["clean"]]
+    if dirty:
+        lines += ["", f"NOT CLEAN (failed calls or leftovers): {', '.join(dirty)}. Such a run's "
+                  "per-call figures include the app falling behind (retries, long-lived "
+                  "channels); compare like with like."]
+    busy = [f"{r['label']} {r['round']} ({r['doc']['gate']['others_cores_before']:g} CPUs)"
+            for r in doc["runs"] if not r["doc"]["gate"]["quiet"]]
+    waited = sum(r["doc"]["gate"]["waited_s"] for r in doc["runs"])
+    lines += ["", f"Before each run the bench waited (at most {doc['params']['quiet_wait']:g} s) "
+              f"for other work to use at most {doc['params']['quiet_cores']:g} CPUs: "
+              f"{waited:g} s in all; "
+              + (f"runs started on a busier machine: {', '.join(busy)}." if busy
+                 else "every run started on a quiet enough machine.")]
     idle = [f"{r['label']} {r['round']}: app {i.get('app_cpu_ms_per_s')} ms CPU/s, Redis "
             f"{i.get('redis_cmds_per_s')} cmds/s"
             for r in doc["runs"] for i in [r["doc"].get("idle", {}).get("app", {})]]

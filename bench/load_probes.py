@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from scripts.stack import Stack
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from provenance import CLK_TCK
+
 AGENTS_PER_PHONE = 20  # agents registered on one SIPp UAS process
 
 
@@ -41,22 +42,26 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over every CPU since boot, from /proc/stat: over a step,
-    how busy the whole machine was, whoever kept it busy (other users' tests too)."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
-    total = sum(v[:8])  # guest time is already counted in user
-    return total - idle, total
+def own_cpu_seconds(pids: list[int | None]) -> float:
+    """CPU of the bench's own side: these processes (the stack, the agents' phones),
+    this driver and its finished children (the callers' SIPp)."""
+    import resource
+
+    own = sum(cpu_seconds(p) for p in pids)
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        own += ru.ru_utime + ru.ru_stime
+    return own
 
 
-def busy_pct(t0: tuple[int, int], t1: tuple[int, int]) -> float | None:
-    d_total = t1[1] - t0[1]
-    return round(100 * (t1[0] - t0[0]) / d_total, 1) if d_total > 0 else None
+def others_cores(t0: tuple[int, int], t1: tuple[int, int], own_s: float) -> float | None:
+    """CPUs' worth of work by everything else on the machine between two
+    machine_ticks() readings, given the bench's own CPU seconds meanwhile."""
+    d_busy, d_total = t1[0] - t0[0], t1[1] - t0[1]
+    if d_total <= 0:
+        return None
+    wall = d_total / CLK_TCK / (os.cpu_count() or 1)
+    return round(max(0.0, (d_busy / CLK_TCK - own_s) / wall), 2)
 
 
 def redis_commands(port: int) -> int:

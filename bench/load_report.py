@@ -38,6 +38,7 @@ class StepResult:
     left_bridges: int
     agent_utilisation: float = 0.0
     machine_busy_pct: float | None = None
+    others_cores: float | None = None
     clean: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -57,6 +58,7 @@ COLS = [
     ("app_cpu_ms_per_call", "app CPU ms/call"),
     ("loop_lag_p99_ms_max", "loop lag p99 ms (max)"), ("redis_cmds_per_call", "Redis cmds/call"),
     ("agent_utilisation", "agent load"), ("machine_busy_pct", "machine busy %"),
+    ("others_cores", "others' CPUs"),
     ("left_channels", "left ch"), ("left_bridges", "left br"), ("clean", "clean"),
 ]
 

@@ -13,15 +13,16 @@ from load_probes import (
     LagScraper,
     PhoneGroup,
     agent_invites,
-    busy_pct,
     caller_calls,
     cpu_seconds,
-    machine_ticks,
+    others_cores,
+    own_cpu_seconds,
     pcap_span,
     read_messages,
     redis_commands,
 )
 from load_report import StepResult, pct
+from provenance import busy_pct, machine_ticks
 
 from scripts.stack import Stack
 from tests.support.dtmf import write_digit_pcap
@@ -59,13 +60,18 @@ class Run:
     def pids(self) -> dict[str, int | None]:
         return {w: self.stack._pid(w) for w in ("asterisk", "app", "archiver")}
 
+    def own(self) -> float:
+        """CPU seconds so far of everything the bench runs (stack, phones, callers)."""
+        pids = [*self.pids().values(), self.stack._pid("redis")]
+        return own_cpu_seconds(pids + [g.proc.pid if g.proc else None for g in self.phones])
+
     def idle(self, seconds: float) -> dict[str, float]:
         """Background cost with no call, scraped as during a step: what every
         per-call figure below includes at (idle rate / offered rate) per call."""
         pids = self.pids()
         cpu0 = {w: cpu_seconds(p) for w, p in pids.items()}
         cmds0 = redis_commands(self.stack.ports.redis)
-        ticks0 = machine_ticks()
+        ticks0, own0 = machine_ticks(), self.own()
         lag = LagScraper(self.stack.ports.app_http)
         lag.start()
         time.sleep(seconds)
@@ -76,7 +82,9 @@ class Run:
         out = {f"{w}_cpu_ms_per_s": round((cpu1[w] - cpu0[w]) * 1000 / seconds, 2)
                for w in pids}
         out["redis_cmds_per_s"] = round((cmds1 - cmds0) / seconds, 1)
-        out["machine_busy_pct"] = busy_pct(ticks0, machine_ticks()) or 0.0
+        ticks1 = machine_ticks()
+        out["machine_busy_pct"] = busy_pct(ticks0, ticks1) or 0.0
+        out["others_cores"] = others_cores(ticks0, ticks1, self.own() - own0) or 0.0
         out["seconds"] = seconds
         return out
 
@@ -103,7 +111,7 @@ class Run:
         pids = self.pids()
         cpu0 = {w: cpu_seconds(p) for w, p in pids.items()}
         cmds0 = redis_commands(stack.ports.redis)
-        ticks0 = machine_ticks()
+        ticks0, own0 = machine_ticks(), self.own()
         lag = LagScraper(stack.ports.app_http)
         lag.start()
         spies: list[subprocess.Popen[bytes]] = []
@@ -143,7 +151,9 @@ class Run:
         res = self._result(system, rate, n, d, proc, wall, left, lag.values,
                            {w: (cpu1[w] - cpu0[w]) * 1000 / n for w in pids},
                            (cmds1 - cmds0) / n)
-        res.machine_busy_pct = busy_pct(ticks0, machine_ticks())
+        ticks1 = machine_ticks()
+        res.machine_busy_pct = busy_pct(ticks0, ticks1)
+        res.others_cores = others_cores(ticks0, ticks1, self.own() - own0)
         return res
 
     def _result(self, system: str, rate: float, n: int, d: Path,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def utc_now() -> str:
@@ -66,6 +67,33 @@ def machine() -> dict[str, Any]:
             "nproc": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
             "cpu_model": _cpu_model(), "mem_total_mib": _mem_total_mib(),
             "python": sys.version.split()[0]}
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies over every CPU since boot, from /proc/stat: between two
+    readings, how busy the whole machine was, whoever kept it busy."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    total = sum(v[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def busy_cores(seconds: float) -> float:
+    """CPUs' worth of work the machine did over the next `seconds`."""
+    t0 = machine_ticks()
+    time.sleep(seconds)
+    t1 = machine_ticks()
+    d_total = t1[1] - t0[1]
+    return round((t1[0] - t0[0]) / d_total * (os.cpu_count() or 1), 2) if d_total > 0 else 0.0
+
+
+def busy_pct(t0: tuple[int, int], t1: tuple[int, int]) -> float | None:
+    d_total = t1[1] - t0[1]
+    return round(100 * (t1[0] - t0[0]) / d_total, 1) if d_total > 0 else None
 
 
 def loadavg() -> list[float]:
