@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -116,7 +117,13 @@ def run_tree(label: str, tree: Path, args: argparse.Namespace, round_no: int) ->
     gate = wait_quiet(args)
     log(f"{label} (round {round_no}): {tree}; other work {gate['others_cores_before']:g} CPUs")
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=1800)
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL) as proc:
+        try:
+            proc.wait(timeout=1800)
+        except BaseException:
+            proc.terminate()  # load.py stops its stack and phones on SIGTERM
+            proc.wait(60)
+            raise
     if proc.returncode != 0 or not out.exists():
         raise SystemExit(f"compare: the {label} run on {tree} failed (exit {proc.returncode}); "
                          f"its log is above, its raw data in {OUT / out.stem}")
@@ -230,7 +237,13 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_on_signal)
     args = parse_args(argv)
     before, after = args.before.resolve(), args.after.resolve()
     problems = check_tree("before", before) + check_tree("after", after)

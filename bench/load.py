@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -145,7 +146,15 @@ def preflight(args: argparse.Namespace, rates: list[float], systems: list[str]) 
         raise SystemExit("bench/load.py: " + "\n  ".join(problems))
 
 
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    # a background job ignores SIGINT and SIGTERM kills outright: either way the
+    # stack and the phones would outlive the run. SystemExit runs the `finally`.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_on_signal)
     args = parse_args(argv)
     rates = [float(x) for x in args.rates.split(",") if x.strip()]
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -167,17 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     version = ensure_rootfs(stack.rootfs)
     stack.install_sounds()
     shutil.rmtree(stack.dir / "redis", ignore_errors=True)  # the bench's own Redis: start empty
-    stack.up(app=True)
-    log(f"{version}: stack {stack.name} up (offset {args.offset}, tree {TREE})")
     phones: list[PhoneGroup] = []
     run: Run | None = None
     results: list[StepResult] = []
     warmups: list[StepResult] = []
     idle: dict[str, dict[str, float]] = {}
     try:
+        stack.up(app=True)
+        log(f"{version}: stack {stack.name} up (offset {args.offset}, tree {TREE})")
         if "baseline" in systems and "bench" not in stack.asterisk_cli("queue show bench"):
             raise RuntimeError("baseline queue missing from Asterisk")
-        phones = start_phones(stack, agents, work, args.ring_ms, args.talk_ms)
+        start_phones(stack, agents, work, args.ring_ms, args.talk_ms, phones)
         log(f"{len(agents)} agents registered on {len(phones)} SIPp phones")
         run = Run(stack, work, phones, OUT / f"{args.name}-profile", TREE / ".venv/bin/py-spy")
         dirty = dict.fromkeys(systems, 0)

@@ -222,12 +222,12 @@ class PhoneGroup:
 
 
 def start_phones(stack: Stack, agents: list[Any], workdir: Path, ring_ms: int,
-                 talk_ms: int) -> list[PhoneGroup]:
+                 talk_ms: int, groups: list[PhoneGroup]) -> None:
     """Every agent registered on a SIPp UAS (AGENTS_PER_PHONE per process) that
-    rings `ring_ms`, answers, talks `talk_ms` and hangs up."""
+    rings `ring_ms`, answers, talks `talk_ms` and hangs up. Fills the caller's
+    `groups` as it goes, so an interrupted start can still be stopped."""
     from tests.support.sipp import agent_scenario, free_port_pair, free_udp_port, register_agent
 
-    groups: list[PhoneGroup] = []
     for i in range(0, len(agents), AGENTS_PER_PHONE):
         chunk = agents[i:i + AGENTS_PER_PHONE]
         d = workdir / f"phone{i // AGENTS_PER_PHONE:02d}"
@@ -252,7 +252,6 @@ def start_phones(stack: Stack, agents: list[Any], workdir: Path, ring_ms: int,
 
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         list(ex.map(register, groups))
-    return groups
 
 
 def pool_ready(stack: Stack, config: Path) -> dict[str, int]:
