@@ -8,7 +8,10 @@ at once on another connection so the pool does not drain. The baseline in
 the same run is a bare PING and a trivial EVALSHA under the same
 concurrency, so the script's own cost can be read off.
 
-    .venv/bin/python bench/agent_select.py [--takes 4000] [--write-readme]
+    .venv/bin/python bench/agent_select.py [--takes 4000] [--save agent-select]
+
+--save NAME writes bench/results/<UTC date>-NAME.md: the table under the run's
+provenance (commit, machine, load average, command).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import provenance  # noqa: E402  (bench/provenance.py: this script's directory is on sys.path)
 from redis.asyncio import Redis  # noqa: E402
 
 from ari_app.agents import scripts  # noqa: E402
@@ -251,14 +255,16 @@ async def main_async(takes: int) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--takes", type=int, default=4000)
-    ap.add_argument("--write-readme", action="store_true")
+    ap.add_argument("--save", metavar="NAME",
+                    help="write bench/results/<UTC date>-NAME.md (committed results)")
     args = ap.parse_args()
+    prov = provenance.start(vars(args), {"tree": ROOT})
     report = asyncio.run(main_async(args.takes))
     print(report)
-    if args.write_readme:
-        readme = ROOT / "bench" / "README.md"
-        with readme.open("a", encoding="utf-8") as f:  # one append: others write here too
-            f.write(("\n" if readme.exists() and readme.stat().st_size else "") + report)
+    if args.save:
+        _, md = provenance.result_paths(args.save)
+        md.write_text(provenance.markdown(provenance.finish(prov)) + "\n\n" + report)
+        print(f"wrote {md}")
     return 0
 
 

@@ -3,6 +3,7 @@ against issue 15's targets, the chart and the py-spy profile summary."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -205,12 +206,14 @@ def profile_top(path: Path, n: int = 15) -> dict[str, list[tuple[str, float]]]:
 
 
 def markdown(doc: dict[str, Any], results: list[StepResult], prov_md: str) -> str:
-    p = doc["params"]
+    p, head = doc["params"], doc["headline"]
+    lines = [f"- {k}: {cell(v)}" for k, v in head.items() if not isinstance(v, dict)]
+    lines += [f"- target {k}: **{v}**" for k, v in head["targets (issue 15)"].items()]
     return "\n".join([
         f"# Load bench `{p['name']}` ({doc['provenance']['started_utc']})", "", prov_md, "",
         f"Agents {p['agents']} (ring {p['ring_ms']} ms + talk {p['talk_ms']} ms: they serve "
         f"about {doc['agent_capacity_calls_s']:g} calls/s); offered {p['seconds']:g} s per step "
         f"(at least {p['min_calls']} calls); systems {p['systems']}; "
         f"{p['warmup_calls']} unmeasured warm-up calls before each system's first step.", "",
-        table(results), "",
-        "Headline: `" + str(doc["headline"]) + "`", ""])
+        table(results), "", "Headline:", "", *lines, "",
+        "Idle (no call, after each system's warm-up): " + json.dumps(doc["idle"]), ""])
