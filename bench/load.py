@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     agents = load_config(config).agents
     stack = BenchStack(config, [a.endpoint for a in agents], args.stack_name or
                        f"bench{args.offset}", args.offset,
-                       redis_max_connections=args.redis_max_connections)
+                       redis_max_connections=args.redis_max_connections,
+                       baseline="baseline" in systems)
     version = ensure_rootfs(stack.rootfs)
     stack.install_sounds()
     shutil.rmtree(stack.dir / "redis", ignore_errors=True)  # the bench's own Redis: start empty

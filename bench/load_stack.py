@@ -46,12 +46,14 @@ def main_menu_prompts(config: Path) -> str:
 
 
 class BenchStack(Stack):
-    """The rig's stack, plus the bench-only baseline dialplan and queue in its etc dir."""
+    """The rig's stack, plus (when the baseline runs) the bench-only baseline dialplan
+    and queue in its etc dir."""
 
     def __init__(self, config: Path, agent_endpoints: list[str], name: str, offset: int,
-                 redis_max_connections: int = 0, **kw: Any) -> None:
+                 redis_max_connections: int = 0, baseline: bool = True, **kw: Any) -> None:
         super().__init__(name=name, offset=offset, config=config, **kw)
         self.agent_endpoints = agent_endpoints
+        self.baseline = baseline
         self.redis_max_connections = redis_max_connections
 
     def write_app_config(self) -> None:
@@ -65,6 +67,8 @@ class BenchStack(Stack):
 
     def render_asterisk(self) -> None:
         super().render_asterisk()
+        if not self.baseline:  # the app leg alone needs nothing of the tree's internals here
+            return
         etc = self.inst / "etc"
         tpl = (BENCH.parent / "asterisk-config/extensions_bench.conf").read_text(encoding="utf-8")
         active = "\n".join(line[len(";bench; "):] if line.startswith(";bench; ") else
