@@ -154,15 +154,27 @@ def rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summary(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per rate: the mean of each side, after/before, and how far apart the runs of
-    one side lie (max - min over its rounds, as a share of its mean)."""
+    one side lie (max - min over its rounds, as a share of its mean).
+
+    A run that fell behind (not clean) measures the machine's other work as much as
+    the code, so a side's means use its clean runs when it has any (`runs_used`
+    says which); failed calls are always averaged over every run."""
     out = []
     for rate in sorted({r["rate"] for r in table}):
-        entry: dict[str, Any] = {"rate": rate}
+        at_rate = [r for r in table if r["rate"] == rate]
+        used: dict[str, list[dict[str, Any]]] = {}
+        for side in ("before", "after"):
+            runs = [r for r in at_rate if r["label"] == side]
+            used[side] = [r for r in runs if r["clean"]] or runs
+        entry: dict[str, Any] = {"rate": rate, "runs_used": {
+            side: [r["round"] for r in rs] for side, rs in used.items()}}
         for key, _ in METRICS:
             sides: dict[str, list[float]] = {}
-            for r in table:
-                if r["rate"] == rate and r[key] is not None:
-                    sides.setdefault(r["label"], []).append(float(r[key]))
+            for side, runs in used.items():
+                pool = [r for r in at_rate if r["label"] == side] if key == "failed" else runs
+                vals = [float(r[key]) for r in pool if r[key] is not None]
+                if vals:
+                    sides[side] = vals
             b, a = sides.get("before"), sides.get("after")
             mb, ma = (round(mean(b), 2) if b else None), (round(mean(a), 2) if a else None)
             entry[key] = {
@@ -205,7 +217,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(fmt(c) for c in cells) + " |")
     for s in doc["summary"]:
         derived: list[tuple[str, list[Any]]] = [
-            (f"{side} mean", [s[k][side] for k, _ in METRICS]) for side in ("before", "after")]
+            (f"{side} mean (rounds {', '.join(map(str, s['runs_used'][side]))})",
+             [s[k][side] for k, _ in METRICS]) for side in ("before", "after")]
         derived += [("after / before", [s[k]["ratio"] for k, _ in METRICS]),
                     ("abs(after − before) / mean", [s[k]["rel_diff"] for k, _ in METRICS])]
         if doc["params"]["rounds"] > 1:
@@ -219,7 +232,8 @@ def markdown(doc: dict[str, Any]) -> str:
     if dirty:
         lines += ["", f"NOT CLEAN (failed calls or leftovers): {', '.join(dirty)}. Such a run's "
                   "per-call figures include the app falling behind (retries, long-lived "
-                  "channels); compare like with like."]
+                  "channels): a side's means leave it out when that side has a clean run "
+                  "(the rounds used are named), except failed calls, averaged over every run."]
     busy = [f"{r['label']} {r['round']} ({r['doc']['gate']['others_cores_before']:g} CPUs)"
             for r in doc["runs"] if not r["doc"]["gate"]["quiet"]]
     waited = sum(r["doc"]["gate"]["waited_s"] for r in doc["runs"])
