@@ -16,7 +16,7 @@ departments) GAP_MS later, then waits for the BYE; every agent's phone rings
 agent load (rate x (ring + talk) / agents) is above 0.7 is refused: it would
 measure the agents, not Asterisk.
 
-    .venv/bin/python bench/load.py [--rates 5,10,15,25,50,100,150,200] [--agents 200]
+    .venv/bin/python bench/load.py [--rates 5,10,15,25,50,100,150] [--agents 300]
                                    [--systems baseline,app] [--name load] [--offset N]
                                    [--tree DIR] [--profile-rate R] [--keep]
 
@@ -84,12 +84,15 @@ def log(msg: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--rates", default="5,10,15,25,50,100,150,200")
+    ap.add_argument("--rates", default="5,10,15,25,50,100,150")
     ap.add_argument("--seconds", type=float, default=8.0, help="offered seconds per step")
     ap.add_argument("--min-calls", type=int, default=50)
-    ap.add_argument("--agents", type=int, default=200)
+    ap.add_argument("--agents", type=int, default=300)
     ap.add_argument("--ring-ms", type=int, default=200, help="agent phone rings this long")
-    ap.add_argument("--talk-ms", type=int, default=500, help="then talks this long")
+    ap.add_argument("--talk-ms", type=int, default=1000,
+                    help="then talks this long (the app must bridge the agent's leg before "
+                         "the phone hangs up: too short a talk fails calls a slow app would "
+                         "still connect)")
     ap.add_argument("--systems", default="baseline,app", help="which legs each step runs")
     ap.add_argument("--warmup-calls", type=int, default=10,
                     help="unmeasured calls through each system before its first step")
