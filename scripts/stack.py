@@ -42,6 +42,8 @@ HOST_PACKAGES = {
     "chromium": "chromium",
     "chromedriver": "chromium-driver",
     "curl": "curl",
+    "baresip": "baresip-core",  # the TLS+SRTP agent phone in tests/integration/test_encryption.py
+    "openssl": "openssl",
 }
 READY_MARK = ".hotline-rootfs-ready"
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,9 @@ import pytest
 import yaml
 
 from ari_app.deploy.verify import DEFAULT_ROOTFS
-from scripts.stack import ROOT, make_test_pki
+from scripts.stack import ROOT, Stack, ensure_rootfs, make_test_pki
+from tests.support import baresip
+from tests.support.stackfix import Agents, StackUnderTest, write_test_config
 
 HOTLINE = str(ROOT / ".venv/bin/hotline")
 needs_asterisk = pytest.mark.skipif(
@@ -131,3 +136,106 @@ def test_verify_asterisk_refuses_a_missing_certificate(
     assert r.returncode == 1
     assert "deploy.tls: ca_list_file /nonexistent/ca.crt: no such file on this host" \
         in r.stdout, r.stdout
+
+
+# ------------------------------------------------ TLS + SRTP agent phones ---
+
+@pytest.fixture(scope="module")
+def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUnderTest]:
+    """The rig with deploy.tls: agents must use SIP over TLS with SRTP."""
+    why = baresip.available()
+    if why:
+        pytest.skip(why)
+    offset = 160 + int(os.environ.get("HOTLINE_PORT_OFFSET", "0"))
+    cfg = write_test_config(tmp_path_factory.mktemp("tlsconfig") / "hotline.yaml")
+    s = Stack(name=f"tls{offset}", offset=offset, config=cfg, tls=True)
+    ensure_rootfs(s.rootfs)
+    s.install_sounds()
+    s.up()
+    try:
+        yield StackUnderTest(s)
+    finally:
+        s.down()
+
+
+@pytest.fixture
+def team(tls_stack: StackUnderTest) -> Iterator[Agents]:
+    t = Agents(tls_stack)
+    try:
+        yield t
+    finally:
+        t.close()
+        left = tls_stack.wait_no_leftovers()
+        assert not left["channels"] and not left["bridges"], f"left behind: {left}"
+
+
+def phone(sut: StackUnderTest, agent_id: str, workdir: Path, **kw: Any) -> baresip.Baresip:
+    s = sut.stack
+    pw = (s.dir / "secrets" / "agents" / f"{agent_id}.secret").read_text().strip()
+    return baresip.Baresip(workdir, endpoint=f"agent-{agent_id}", password=pw,
+                           tls_port=s.ports.sip_tls, ca_file=s.pki["ca"], **kw)
+
+
+def channel_var(sut: StackUnderTest, chan: str, var: str) -> str:
+    code, body = sut.stack.ari("GET", f"channels/{chan}/variable?variable={var}")
+    assert code == 200 and isinstance(body, dict), (var, code, body)
+    return str(body["value"])
+
+
+def wait_agent_channel_up(sut: StackUnderTest, endpoint: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code, chans = sut.stack.ari("GET", "channels")  # raises if ARI is unreachable
+        assert code == 200 and isinstance(chans, list), (code, chans)
+        for c in chans:
+            if c["name"].startswith(f"PJSIP/{endpoint}-") and c["state"] == "Up":
+                return str(c["id"])
+        time.sleep(0.1)
+    raise AssertionError(f"no answered channel to {endpoint} within {timeout}s")
+
+
+@pytest.mark.integration
+def test_a_call_over_tls_with_srtp_reaches_an_agent(
+        tls_stack: StackUnderTest, team: Agents, tmp_path: Path) -> None:
+    agent = phone(tls_stack, "a014", tmp_path / "a014")
+    try:
+        agent.wait_for("{0/TLS/v4} 200 OK")  # registered over TLS, Asterisk's cert verified
+        team.wait_reachable("a014", True)
+        team.login("a014")
+        with ThreadPoolExecutor(1) as ex:
+            # a plain UDP caller from the carrier side -> 1091 -> the queue -> a014
+            call = ex.submit(tls_stack.call, "wait:400,dtmf:2,wait:6000,hangup", None, "1091")
+            chan = wait_agent_channel_up(tls_stack, "agent-a014")
+            assert channel_var(tls_stack, chan, "CHANNEL(pjsip,secure)") == "1"  # TLS
+            assert channel_var(tls_stack, chan, "CHANNEL(rtp,secure,audio)") == "1"  # SRTP
+            # and SRTP media really flows: Asterisk decrypted packets from the phone
+            deadline = time.monotonic() + 5
+            while int(channel_var(tls_stack, chan, "CHANNEL(rtcp,rxcount,audio)") or 0) == 0:
+                assert time.monotonic() < deadline, "no SRTP packet received from the agent"
+                time.sleep(0.1)
+            res, caller = call.result()
+        assert res.ok, res.stderr
+        rec = tls_stack.record_for(caller)
+        assert rec["agent"] == "a014" and rec["outcome"] == "answered", rec
+        out = agent.output()
+        assert "srtp: audio: SRTP is Enabled" in out, out[-2000:]
+    finally:
+        agent.stop()
+
+
+@pytest.mark.integration
+def test_a_phone_that_offers_no_srtp_is_refused(
+        tls_stack: StackUnderTest, team: Agents, tmp_path: Path) -> None:
+    log = tls_stack.stack.inst / "log/messages.log"
+    before = log.stat().st_size
+    # a015's phone has no SRTP; it dials *22 (log out), a feature the app answers
+    plain = phone(tls_stack, "a015", tmp_path / "a015", srtp=False, dial="sip:*22@127.0.0.1")
+    try:
+        out = plain.wait_for("session closed: 488 Not Acceptable Here")
+        assert "{0/TLS/v4} 200 OK" in out  # the account is fine: its media is what fails
+        with log.open("rb") as f:
+            f.seek(before)
+            asterisk_said = f.read().decode(errors="replace")
+        assert "agent-a015: Couldn't negotiate stream" in asterisk_said, asterisk_said[-2000:]
+    finally:
+        plain.stop()
