@@ -327,6 +327,8 @@ class Stack:
         raw["records_spool"] = str(self.dir / "spool" / "records.spool.jsonl")
         raw["http"] = dict(raw.get("http", {}), port=self.ports.app_http,
                            token={"file": "secrets/api_token"})
+        if self.tls:  # the app serves HTTPS on the throwaway CA's certificate
+            raw["http"].update(tls_cert=str(self.pki["cert"]), tls_key=str(self.pki["key"]))
         if raw.get("agents_file"):
             raw["agents_file"] = str((self.base_config.parent / raw["agents_file"]).resolve())
         raw["prompts_dir"] = str((self.base_config.parent / raw.get("prompts_dir", "prompts"))
@@ -490,10 +492,18 @@ class Stack:
             return False
         return status == 200
 
+    @property
+    def app_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.ports.app_http}"
+
     def app_ready(self) -> bool:
         try:
-            url = f"http://127.0.0.1:{self.ports.app_http}/health"
-            with urllib.request.urlopen(url, timeout=2) as r:
+            ctx = None
+            if self.tls:
+                import ssl
+
+                ctx = ssl.create_default_context(cafile=str(self.pki["ca"]))
+            with urllib.request.urlopen(f"{self.app_url}/health", timeout=2, context=ctx) as r:
                 return bool(json.loads(r.read()).get("ready"))
         except (OSError, ValueError):
             return False

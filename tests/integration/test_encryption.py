@@ -6,10 +6,17 @@ phone without SRTP refused; HTTPS from the app; Redis over TLS with an ACL user.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import http.client
 import os
+import re
 import shutil
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -239,3 +246,70 @@ def test_a_phone_that_offers_no_srtp_is_refused(
         assert "agent-a015: Couldn't negotiate stream" in asterisk_said, asterisk_said[-2000:]
     finally:
         plain.stop()
+
+
+# ------------------------------------------------------------------ HTTPS ---
+
+def https_get(url: str, ca: Path) -> tuple[int, dict[str, str], bytes, str]:
+    """(status, headers, body, TLS version) of one GET, verified against `ca`."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    req = urllib.request.Request(url)
+    with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+        version = r.fp.raw._sock.version()  # the TLS socket under the response
+        return r.status, dict(r.headers), r.read(), version
+
+
+@pytest.mark.integration
+def test_the_app_serves_health_and_the_wallboard_over_https_with_hsts(
+        tls_stack: StackUnderTest) -> None:
+    s = tls_stack.stack
+    for path, kind in (("/health", "application/json"), ("/wallboard", "text/html")):
+        status, headers, body, version = https_get(f"{s.app_url}{path}", s.pki["ca"])
+        assert status == 200, (path, body[:200])
+        assert headers["Content-Type"].startswith(kind), headers
+        assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+        assert version in ("TLSv1.2", "TLSv1.3")
+    # the port speaks TLS only: a plain HTTP request gets no page
+    with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
+        urllib.request.urlopen(f"http://127.0.0.1:{s.ports.app_http}/health", timeout=5)
+
+
+def spki_hash(cert: Path) -> str:
+    """base64 SHA-256 of the certificate's public key, as Chromium pins it."""
+    pub = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"],
+                         capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
+                         capture_output=True, check=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+def test_chromium_loads_the_wallboard_over_https(tls_stack: StackUnderTest,
+                                                 tmp_path: Path) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser.conftest import CHROMEDRIVER, CHROMIUM, chrome_options, text_of
+
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("chromium and chromium-driver are not installed")
+    s = tls_stack.stack
+    opts = chrome_options(tmp_path / "profile")
+    # trust exactly the stack's certificate (a profile-less Chromium has no place
+    # for the throwaway CA); any other certificate still fails the load
+    opts.add_argument(f"--ignore-certificate-errors-spki-list={spki_hash(s.pki['cert'])}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        driver.set_page_load_timeout(20)
+        driver.get(f"{s.app_url}/wallboard")
+        assert driver.current_url.startswith("https://")
+        # only a snapshot off the event stream (over HTTPS too) sets the clock
+        WebDriverWait(driver, 15, poll_frequency=0.1).until(
+            lambda d: re.fullmatch(r"\d\d:\d\d:\d\d", text_of(d, "updated-at") or ""),
+            message="no snapshot reached the wallboard over HTTPS")
+        secure = driver.execute_script("return window.isSecureContext")
+        assert secure is True
+    finally:
+        driver.quit()
