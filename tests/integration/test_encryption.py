@@ -1,7 +1,8 @@
 """Encryption between sites (issue 17 part 4) on the real Asterisk 22, Redis and clients.
 
 verify-asterisk on a TLS render; a TLS+SRTP agent (baresip) taking a call; a
-phone without SRTP refused; HTTPS from the app; Redis over TLS with an ACL user.
+phone without SRTP refused; HTTPS from the app. Redis over TLS with an ACL user
+is in test_encryption_redis.py.
 """
 
 from __future__ import annotations
