@@ -8,6 +8,7 @@ is in test_encryption_redis.py.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import os
@@ -29,6 +30,7 @@ import yaml
 from ari_app.deploy.verify import DEFAULT_ROOTFS
 from scripts.stack import ROOT, Stack, ensure_rootfs, make_test_pki
 from tests.support import baresip
+from tests.support.sipp import AgentPhone
 from tests.support.stackfix import Agents, StackUnderTest, write_test_config
 
 HOTLINE = str(ROOT / ".venv/bin/hotline")
@@ -248,6 +250,36 @@ def test_a_phone_that_offers_no_srtp_is_refused(
     finally:
         plain.stop()
 
+
+
+@pytest.mark.integration
+def test_a_phone_registered_over_udp_is_never_offered_a_call(
+        tls_stack: StackUnderTest, team: Agents) -> None:
+    """pjsip's registrar takes a REGISTER on any transport, but Asterisk qualifies
+    and calls an agent over its endpoint's transport (TLS): a phone that registered
+    over UDP stays unavailable and no call reaches it in clear."""
+    s = tls_stack.stack
+    pw = (s.dir / "secrets" / "agents" / "a014.secret").read_text().strip()
+    udp = AgentPhone(s.ports.sip, "agent-a014", pw, mode="answer")
+    try:
+        udp.register()  # accepted: 200 OK over UDP
+        deadline = time.monotonic() + 15
+        while "Unavail" not in (line := next(
+                (x for x in s.asterisk_cli("pjsip show contacts").splitlines()
+                 if "agent-a014/" in x), "")):
+            assert time.monotonic() < deadline, f"contact never qualified unavailable: {line!r}"
+            time.sleep(0.2)
+        team.login("a014")
+        assert team.status("a014").reachable is False
+        res, caller = tls_stack.call("wait:400,dtmf:2,wait:4000,hangup", number="1091")
+        assert res.ok, res.stderr
+        rec = tls_stack.record_for(caller)
+        assert rec["agent"] is None and rec["offers"] == [], rec
+        assert "INVITE sip:" not in udp.messages()
+    finally:
+        udp.stop()
+        with contextlib.suppress(Exception):
+            udp.register(expires=0)
 
 # ------------------------------------------------------------------ HTTPS ---
 
