@@ -118,8 +118,9 @@ def module_dir(rootfs: Path) -> str:
 
 # -------------------------------------------------------------- test PKI --
 
-def make_test_pki(directory: Path, days: int = 2) -> dict[str, Path]:
-    """A throwaway CA and one server certificate for 127.0.0.1/localhost, made
+def make_test_pki(directory: Path, days: int = 2,
+                  ips: tuple[str, ...] = ("127.0.0.1",)) -> dict[str, Path]:
+    """A throwaway CA and one server certificate for `ips` and localhost, made
     with openssl in `directory` (a stack's secrets dir, never the repo). Kept if
     already there; keys 0600. Returns {ca, ca_key, cert, key}."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -141,7 +142,8 @@ def make_test_pki(directory: Path, days: int = 2) -> dict[str, Path]:
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(f["key"]), "-out", str(csr),
         "-subj", "/CN=127.0.0.1")
     ext = directory / "server.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    sans = ",".join(f"IP:{ip}" for ip in ips)
+    ext.write_text(f"subjectAltName={sans},DNS:localhost\n"
                    "extendedKeyUsage=serverAuth,clientAuth\n"
                    "basicConstraints=CA:FALSE\n")
     run("x509", "-req", "-in", str(csr), "-CA", str(f["ca"]), "-CAkey", str(f["ca_key"]),
@@ -282,7 +284,8 @@ class Stack:
         rtp_start, rtp_end = self.ports.rtp
         server = dr.ServerSpec(address=self.sip_address, sip_port=self.ports.sip,
                                http_port=self.ports.http, ami_port=self.ports.ami,
-                               agi_port=self.ports.agi, rtp_start=rtp_start, rtp_end=rtp_end)
+                               agi_port=self.ports.agi, rtp_start=rtp_start, rtp_end=rtp_end,
+                               tls_port=self.ports.sip_tls)
         return dr.plan_site(cfg, deploy, self.site, server=server, instance_dir=self.inst_rel,
                             module_dir=module_dir(self.rootfs),
                             carrier=dr.CarrierSpec(match=[self.carrier]))

@@ -45,7 +45,8 @@ class Peer:
     @property
     def contact(self) -> str:
         if self.tls_port is not None:
-            return f"sip:{self.host}:{self.tls_port};transport=tls"
+            # `;` starts a comment in Asterisk's config files: escaped, it stays a URI parameter
+            return f"sip:{self.host}:{self.tls_port}\\;transport=tls"
         return f"sip:{self.host}:{self.sip_port}"
 
 

@@ -113,6 +113,12 @@ def check(cli: Callable[[str], str], *, port: int, ca_file: str,
         if enc != "sdes" or optimistic != "false":
             bad.append(f"{ep} (media_encryption {enc}, optimistic {optimistic})")
     found["srtp endpoints"] = len(srtp_endpoints) - len(bad)
+    for ep in (e for e in srtp_endpoints if e.startswith("site-")):
+        contact = re.search(r"^\s*contact\s*:\s*(\S*)", cli(f"pjsip show aor {ep}"), re.M)
+        if contact is None or not contact.group(1).endswith(";transport=tls"):
+            bad_contact = contact.group(1) if contact else None
+            problems.append(f"trunk {ep}: contact {bad_contact} does not say transport=tls "
+                            "(Asterisk would not reach the other site over TLS)")
     if bad:
         problems.append(f"endpoints that must require SRTP do not: {', '.join(bad[:10])}"
                         + (" ..." if len(bad) > 10 else ""))

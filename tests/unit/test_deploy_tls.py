@@ -78,7 +78,8 @@ def test_tls_trunks_run_over_tls_with_srtp_and_match_by_address(tmp_path: Path) 
         ep = by_type["endpoint"]
         assert (ep["transport"], ep["media_encryption"], ep["media_encryption_optimistic"]) \
             == ("transport-tls", "sdes", "no"), name
-        assert by_type["aor"]["contact"] == f"sip:127.0.1.{i}:5061;transport=tls"
+        # escaped: a bare `;` would start a comment and drop transport=tls
+        assert by_type["aor"]["contact"] == f"sip:127.0.1.{i}:5061\\;transport=tls"
         assert by_type["identify"]["match"] == f"127.0.1.{i}"
     # the carrier is a public trunk: it stays on UDP, unencrypted
     assert endpoints((out / "pjsip.conf").read_text())["carrier"]["transport"] == "transport-udp"
