@@ -55,6 +55,12 @@ def tls_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoSites]:
         b.start_asterisk()
         b.start_app()
         two = TwoSites(a, b)
+        # doha_hq qualified the trunk at boot, before al_rayyan listened: a refused
+        # TLS connection marks it unavailable until the next qualify (60 s). Ask now.
+        a.asterisk_cli(f"pjsip qualify site-{SITE_B}")
+        two.wait("the TLS trunk to al_rayyan qualified", lambda: any(
+            f"site-{SITE_B}/" in line and " Avail " in line
+            for line in a.asterisk_cli("pjsip show contacts").splitlines()))
         two.phone(b, AGENT_B)
         two.wait("al_rayyan's agent reachable", lambda: two.reachable(AGENT_B))
         yield two
