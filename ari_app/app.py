@@ -27,6 +27,7 @@ from ari_app.ami.monitor import AmiMonitor
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
 from ari_app.config.models import HotlineConfig, resolve_secret
+from ari_app.config.secure import https_context, redis_kwargs
 from ari_app.conversation.consult import Consulting
 from ari_app.conversation.deps import TalkDeps
 from ari_app.conversation.states import Talking
@@ -74,7 +75,8 @@ class Hotline:
         # when a burst of calls needs more than it has; after Redis restarts, every
         # pooled connection is stale once: retry it on a fresh one, briefly
         self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            cfg.redis.url, max_connections=cfg.redis.max_connections, timeout=5.0,
+            cfg.redis.url, **redis_kwargs(cfg.redis, src),
+            max_connections=cfg.redis.max_connections, timeout=5.0,
             socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=15,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError]))
@@ -114,7 +116,8 @@ class Hotline:
         self.web = WebServer(cfg.http.bind, cfg.http.port, WebDeps(
             health=self.health, live=self.live, metrics=self.counters,
             agents=_WakingControl(self.pool, self.dispatcher), token=token,
-            refresh=self.live.refresh))
+            refresh=self.live.refresh), ssl_context=https_context(cfg.http, src),
+            hsts_max_age=cfg.http.hsts_max_age)
         self.shutdown = asyncio.Event()
         self._services_stop = asyncio.Event()
         self._calls: asyncio.TaskGroup | None = None

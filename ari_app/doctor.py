@@ -21,7 +21,10 @@ from ari_app.config.models import HotlineConfig, resolve_secret
 
 
 async def check_redis(cfg: HotlineConfig) -> str:
-    r = aioredis.from_url(cfg.redis.url, socket_connect_timeout=2, socket_timeout=2)
+    from ari_app.config.secure import redis_kwargs
+
+    r = aioredis.from_url(cfg.redis.url, socket_connect_timeout=2, socket_timeout=2,
+                          **redis_kwargs(cfg.redis, cfg.source))
     try:
         await r.ping()
         info = await r.info("server")

@@ -42,6 +42,8 @@ HOST_PACKAGES = {
     "chromium": "chromium",
     "chromedriver": "chromium-driver",
     "curl": "curl",
+    "baresip": "baresip-core",  # the TLS+SRTP agent phone in tests/integration/test_encryption.py
+    "openssl": "openssl",
 }
 READY_MARK = ".hotline-rootfs-ready"
 
@@ -114,6 +116,43 @@ def module_dir(rootfs: Path) -> str:
     return "/usr/lib/asterisk/modules"
 
 
+# -------------------------------------------------------------- test PKI --
+
+def make_test_pki(directory: Path, days: int = 2,
+                  ips: tuple[str, ...] = ("127.0.0.1",)) -> dict[str, Path]:
+    """A throwaway CA and one server certificate for `ips` and localhost, made
+    with openssl in `directory` (a stack's secrets dir, never the repo). Kept if
+    already there; keys 0600. Returns {ca, ca_key, cert, key}."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    f = {"ca": directory / "ca.crt", "ca_key": directory / "ca.key",
+         "cert": directory / "server.crt", "key": directory / "server.key"}
+    if all(p.exists() for p in f.values()):
+        return f
+    ssl = shutil.which("openssl") or "openssl"
+
+    def run(*args: str) -> None:
+        subprocess.run([ssl, *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(f["ca_key"]),
+        "-out", str(f["ca"]), "-days", str(days), "-subj", "/CN=Hotline 109 test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    csr = directory / "server.csr"
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(f["key"]), "-out", str(csr),
+        "-subj", "/CN=127.0.0.1")
+    ext = directory / "server.ext"
+    sans = ",".join(f"IP:{ip}" for ip in ips)
+    ext.write_text(f"subjectAltName={sans},DNS:localhost\n"
+                   "extendedKeyUsage=serverAuth,clientAuth\n"
+                   "basicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(f["ca"]), "-CAkey", str(f["ca_key"]),
+        "-CAcreateserial", "-out", str(f["cert"]), "-days", str(days), "-extfile", str(ext))
+    for p in f.values():
+        os.chmod(p, 0o600)
+    return f
+
+
 # ------------------------------------------------------------------ stack --
 
 @dataclass(frozen=True)
@@ -145,6 +184,10 @@ class Ports:
         return 6390 + self.offset
 
     @property
+    def sip_tls(self) -> int:
+        return 5061 + self.offset
+
+    @property
     def rtp(self) -> tuple[int, int]:
         base = 20000 + self.offset * 20
         return base, base + 1999
@@ -156,9 +199,12 @@ class Stack:
     def __init__(self, name: str = "main", offset: int = 0, rootfs: Path = DEFAULT_ROOTFS,
                  config: Path = ROOT / "config/hotline.yaml", app_name: str = "hotline",
                  site: str | None = None, sip_address: str = "127.0.0.1",
-                 carrier: str = "127.0.0.1", redis_port: int | None = None) -> None:
+                 carrier: str = "127.0.0.1", redis_port: int | None = None,
+                 tls: bool = False) -> None:
         """`site` renders one site's server (its agents, trunks to the others, SIP on
-        `sip_address`); `redis_port` shares another stack's Redis instead of starting one."""
+        `sip_address`); `redis_port` shares another stack's Redis instead of starting one;
+        `tls` adds SIP over TLS with SRTP required for agents, on a throwaway CA."""
+        self.tls = tls
         self.name = name
         self.ports = Ports(offset)
         self.site = site
@@ -172,6 +218,27 @@ class Stack:
         self.inst_rel = f"/srv/hotline/{name}"
         self.inst = rootfs / self.inst_rel.lstrip("/")
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def pki(self) -> dict[str, Path]:
+        """The stack's throwaway CA and server certificate (host paths)."""
+        return make_test_pki(self.dir / "secrets" / "tls")
+
+    def _tls_spec(self):  # -> ari_app.deploy.settings.TlsSpec | None
+        """Asterisk runs in the chroot: its copies of the files sit in the instance dir."""
+        if not self.tls:
+            return None
+        from ari_app.deploy.settings import TlsSpec
+
+        inside = self.inst / "tls"
+        inside.mkdir(parents=True, exist_ok=True, mode=0o700)
+        names = {"cert": "server.crt", "key": "server.key", "ca": "ca.crt"}
+        for key, name in names.items():
+            shutil.copyfile(self.pki[key], inside / name)
+            os.chmod(inside / name, 0o600)
+        rel = f"{self.inst_rel}/tls"
+        return TlsSpec(cert_file=f"{rel}/server.crt", priv_key_file=f"{rel}/server.key",
+                       ca_list_file=f"{rel}/ca.crt", trunks="plain")
 
     # -- files ---------------------------------------------------------------
     def secret(self, key: str) -> str:
@@ -211,12 +278,14 @@ class Stack:
             return dr.rig_plan(self.base_config, sip_port=self.ports.sip,
                                http_port=self.ports.http, ami_port=self.ports.ami,
                                agi_port=self.ports.agi, rtp=self.ports.rtp,
-                               instance_dir=self.inst_rel, module_dir=module_dir(self.rootfs))
+                               instance_dir=self.inst_rel, module_dir=module_dir(self.rootfs),
+                               tls_port=self.ports.sip_tls, tls=self._tls_spec())
         cfg, deploy = dr.load(self.base_config)
         rtp_start, rtp_end = self.ports.rtp
         server = dr.ServerSpec(address=self.sip_address, sip_port=self.ports.sip,
                                http_port=self.ports.http, ami_port=self.ports.ami,
-                               agi_port=self.ports.agi, rtp_start=rtp_start, rtp_end=rtp_end)
+                               agi_port=self.ports.agi, rtp_start=rtp_start, rtp_end=rtp_end,
+                               tls_port=self.ports.sip_tls)
         return dr.plan_site(cfg, deploy, self.site, server=server, instance_dir=self.inst_rel,
                             module_dir=module_dir(self.rootfs),
                             carrier=dr.CarrierSpec(match=[self.carrier]))
@@ -261,6 +330,8 @@ class Stack:
         raw["records_spool"] = str(self.dir / "spool" / "records.spool.jsonl")
         raw["http"] = dict(raw.get("http", {}), port=self.ports.app_http,
                            token={"file": "secrets/api_token"})
+        if self.tls:  # the app serves HTTPS on the throwaway CA's certificate
+            raw["http"].update(tls_cert=str(self.pki["cert"]), tls_key=str(self.pki["key"]))
         if raw.get("agents_file"):
             raw["agents_file"] = str((self.base_config.parent / raw["agents_file"]).resolve())
         raw["prompts_dir"] = str((self.base_config.parent / raw.get("prompts_dir", "prompts"))
@@ -424,10 +495,18 @@ class Stack:
             return False
         return status == 200
 
+    @property
+    def app_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.ports.app_http}"
+
     def app_ready(self) -> bool:
         try:
-            url = f"http://127.0.0.1:{self.ports.app_http}/health"
-            with urllib.request.urlopen(url, timeout=2) as r:
+            ctx = None
+            if self.tls:
+                import ssl
+
+                ctx = ssl.create_default_context(cafile=str(self.pki["ca"]))
+            with urllib.request.urlopen(f"{self.app_url}/health", timeout=2, context=ctx) as r:
                 return bool(json.loads(r.read()).get("ready"))
         except (OSError, ValueError):
             return False

@@ -35,8 +35,8 @@ _TEMPLATE = Template("""\
 ; ${agent_id} (${site})
 [${endpoint}]
 type=endpoint
-transport=transport-udp
-context=${context}
+transport=${transport}
+context=${context}${media}
 disallow=all
 allow=ulaw,alaw
 direct_media=no
@@ -124,7 +124,12 @@ def ensure_agent_secrets(directory: Path, agents: Iterable[Agent]) -> dict[str, 
     return out
 
 
-def render_pjsip(agents: Iterable[Agent], passwords: dict[str, str]) -> str:
+# SRTP required: a phone whose offer has no SRTP is refused, never carried in clear
+SRTP_REQUIRED = "\nmedia_encryption=sdes\nmedia_encryption_optimistic=no"
+
+
+def render_pjsip(agents: Iterable[Agent], passwords: dict[str, str], *,
+                 transport: str = "transport-udp", srtp: bool = False) -> str:
     parts = [HEADER]
     for a in agents:
         _check(a)
@@ -134,6 +139,8 @@ def render_pjsip(agents: Iterable[Agent], passwords: dict[str, str]) -> str:
                 site=a.site,
                 endpoint=a.endpoint,
                 context=CONTEXT,
+                transport=transport,
+                media=SRTP_REQUIRED if srtp else "",
                 name=_callerid_name(a.name) or a.id,
                 realm=REALM,
                 md5_cred=md5_cred(a.endpoint, passwords[a.id]),

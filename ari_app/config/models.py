@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ari_app.config.queue import QueueSettings
+from ari_app.config.tls_rules import check_http, check_redis
 
 Digit = Annotated[str, Field(pattern=r"^[0-9]$")]
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -82,12 +83,26 @@ class RedisSettings(Strict):
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "hotline"
     max_connections: int = Field(256, ge=8, le=10_000)
+    username: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # an ACL user
+    password: SecretRef | None = None  # never in the url; rediss:// turns TLS on
+    tls_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> RedisSettings:
+        return check_redis(self)
 
 
 class HttpSettings(Strict):
     bind: str = "127.0.0.1"
     port: int = Field(8109, ge=1, le=65535)
     token: SecretRef = SecretRef(env="HOTLINE_API_TOKEN")
+    tls_cert: Path | None = None  # with tls_key (0600): the app serves HTTPS itself
+    tls_key: Path | None = None
+    hsts_max_age: int = Field(31_536_000, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> HttpSettings:
+        return check_http(self)
 
 
 class Language(Strict):

@@ -12,6 +12,7 @@ from ari_app.deploy.settings import (
     DeployError,
     DeploySettings,
     ServerSpec,
+    TlsSpec,
     check_deploy,
 )
 
@@ -22,21 +23,31 @@ class Peer:
     site: str
     address: str
     sip_port: int
+    tls_port: int | None = None  # set: the trunk runs SIP over TLS with SRTP
 
     @property
     def endpoint(self) -> str:
         return f"site-{self.site}"
 
     @property
+    def host(self) -> str:
+        return f"[{self.address}]" if ":" in self.address else self.address
+
+    @property
     def match(self) -> str:
+        if self.tls_port is not None:
+            # A TLS connection comes from an ephemeral port: the address alone
+            # tells the sites apart (plan_site refuses two on one address).
+            return self.host
         # Source port too: two sites' servers may share an address in a lab.
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{host}:{self.sip_port}"
+        return f"{self.host}:{self.sip_port}"
 
     @property
     def contact(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"sip:{host}:{self.sip_port}"
+        if self.tls_port is not None:
+            # `;` starts a comment in Asterisk's config files: escaped, it stays a URI parameter
+            return f"sip:{self.host}:{self.tls_port}\\;transport=tls"
+        return f"sip:{self.host}:{self.sip_port}"
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,17 @@ class SitePlan:
     instance_dir: str
     module_dir: str
     notes: tuple[str, ...] = field(default=())
+    tls: TlsSpec | None = None
+
+    @property
+    def agents_srtp(self) -> bool:
+        return self.tls is not None and self.tls.agents == "tls_srtp"
+
+    @property
+    def srtp_endpoints(self) -> list[str]:
+        """Endpoints that must refuse a call without SRTP (media_encryption=sdes)."""
+        agents = [a.endpoint for a in self.agents] if self.agents_srtp else []
+        return sorted([*agents, *(p.endpoint for p in self.peers if p.tls_port is not None)])
 
     @property
     def endpoints(self) -> list[str]:
@@ -82,12 +104,17 @@ class SitePlan:
             "peers": {p.site: p.match for p in self.peers},
             "carrier_match": list(self.carrier.match),
             "notes": list(self.notes),
+            "tls": None if self.tls is None else {
+                "port": self.server.tls_port, "method": self.tls.method,
+                "cert_file": self.tls.cert_file, "ca_list_file": self.tls.ca_list_file,
+                "srtp_endpoints": self.srtp_endpoints},
         }
 
 
 def plan_site(cfg: HotlineConfig, deploy: DeploySettings, site: str | None, *,
               server: ServerSpec | None = None, instance_dir: str | None = None,
-              module_dir: str | None = None, carrier: CarrierSpec | None = None) -> SitePlan:
+              module_dir: str | None = None, carrier: CarrierSpec | None = None,
+              tls: TlsSpec | None = None) -> SitePlan:
     """What `site`'s server holds. `site=None` is the single-server rig: every
     agent, no inter-site trunks. Keyword arguments override the deploy section
     (the rig uses them for its own ports and paths)."""
@@ -99,6 +126,8 @@ def plan_site(cfg: HotlineConfig, deploy: DeploySettings, site: str | None, *,
     agents = tuple(a for a in cfg.agents if site is None or a.site == site)
     notes: list[str] = []
     peers: list[Peer] = []
+    tls = tls or deploy.tls
+    trunk_tls = tls is not None and tls.trunks == "tls_srtp"
     if site is not None and deploy.inter_site:
         own = (srv.address, srv.sip_port)
         seen: dict[tuple[str, int], str] = {}
@@ -108,15 +137,20 @@ def plan_site(cfg: HotlineConfig, deploy: DeploySettings, site: str | None, *,
                 continue
             o = deploy.server(other)
             key = (o.address, o.sip_port)
-            if key == own:
+            if key == own or (trunk_tls and o.address == srv.address):
                 same.append(other)
                 continue
+            # over TLS the source port is ephemeral: one site per address
+            if trunk_tls:
+                key = (o.address, 0)
             if key in seen:
-                raise DeployError(f"deploy.servers: {seen[key]} and {other} share "
-                                  f"{o.address}:{o.sip_port}: calls from them cannot be told "
-                                  "apart")
+                where = o.address if trunk_tls else f"{o.address}:{o.sip_port}"
+                raise DeployError(f"deploy.servers: {seen[key]} and {other} share {where}: "
+                                  "calls from them cannot be told apart"
+                                  + (" (TLS trunks match by address only)" if trunk_tls else ""))
             seen[key] = other
-            peers.append(Peer(other, o.address, o.sip_port))
+            peers.append(Peer(other, o.address, o.sip_port,
+                              o.tls_port if trunk_tls else None))
         if same:
             notes.append(f"no trunk to {', '.join(same)}: same address and port as this "
                          f"server ({srv.address}:{srv.sip_port}); set deploy.servers")
@@ -140,4 +174,5 @@ def plan_site(cfg: HotlineConfig, deploy: DeploySettings, site: str | None, *,
         instance_dir=instance_dir or f"{deploy.instance_root}/{site or 'main'}",
         module_dir=module_dir or deploy.module_dir,
         notes=tuple(notes),
+        tls=tls,
     )

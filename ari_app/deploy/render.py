@@ -32,6 +32,7 @@ from ari_app.deploy.settings import (
     DeployError,
     DeploySettings,
     ServerSpec,
+    TlsSpec,
     check_deploy,
     deploy_settings,
     load,
@@ -40,7 +41,7 @@ from ari_app.deploy.settings import (
 
 __all__ = [  # the renderer's public names, including those it re-exports
     "CarrierSpec", "DeployError", "DeploySettings", "Peer", "RenderResult", "Secrets",
-    "ServerSpec", "SitePlan", "check_deploy", "deploy_settings", "ensure_secret", "fill",
+    "ServerSpec", "SitePlan", "TlsSpec", "check_deploy", "deploy_settings", "ensure_secret", "fill",
     "leftover_tokens", "load", "load_secrets", "plan_site", "read_raw", "render_plan",
     "render_site", "rig_agents", "rig_plan", "rig_tokens", "site_tokens",
 ]
@@ -94,12 +95,14 @@ def _trunks(plan: SitePlan) -> str:
         return "; (no inter-site trunks on this server)"
     out: list[str] = []
     for p in plan.peers:
+        tls = p.tls_port is not None
+        media = f"\n{SRTP_LINES}" if tls else ""
         out.append(f"""\
-; to/from the {p.site} site's server
+; to/from the {p.site} site's server{' (SIP over TLS, SRTP required)' if tls else ''}
 [{p.endpoint}]
 type = endpoint
-transport = transport-udp
-context = {SITE_CONTEXT}
+transport = {TLS_TRANSPORT if tls else 'transport-udp'}
+context = {SITE_CONTEXT}{media}
 disallow = all
 allow = ulaw,alaw
 direct_media = no
@@ -118,6 +121,45 @@ endpoint = {p.endpoint}
 match = {p.match}
 """)
     return "\n".join(out).rstrip("\n")
+
+
+TLS_TRANSPORT = "transport-tls"
+SRTP_LINES = "media_encryption = sdes\nmedia_encryption_optimistic = no"
+SRTP_MODULES = ("res_srtp.so",)
+
+
+def _tls_transport(plan: SitePlan) -> str:
+    tls = plan.tls
+    if tls is None:
+        return "; (no TLS transport: deploy.tls is not set)"
+    srv = plan.server
+    # verify_server: a site's outbound trunk connection checks the peer's
+    # certificate against the CA. Phones carry no client certificate, so
+    # clients are not required to present one.
+    return f"""\
+[{TLS_TRANSPORT}]
+type = transport
+protocol = tls
+bind = {srv.bind}:{srv.tls_port}
+cert_file = {tls.cert_file}
+priv_key_file = {tls.priv_key_file}
+ca_list_file = {tls.ca_list_file}
+method = {tls.method}
+verify_server = yes
+verify_client = no
+require_client_cert = no"""
+
+
+def _tls_modules(plan: SitePlan) -> str:
+    if plan.tls is None:
+        return "; (no SRTP: deploy.tls is not set)"
+    return "\n".join(f"load = {m}" for m in SRTP_MODULES)
+
+
+def _agents_conf(plan: SitePlan, passwords: dict[str, str]) -> str:
+    tls = plan.agents_srtp
+    return render_pjsip(plan.agents, passwords,
+                        transport=TLS_TRANSPORT if tls else "transport-udp", srtp=tls)
 
 
 def _site_routes(plan: SitePlan) -> str:
@@ -154,6 +196,8 @@ def site_tokens(plan: SitePlan, sec: Secrets) -> dict[str, str]:
         "SITE_TRUNKS": _trunks(plan),
         "SITE_ROUTES": _site_routes(plan),
         "SITE": plan.site or "all",
+        "TLS_TRANSPORT": _tls_transport(plan),
+        "SRTP_MODULES": _tls_modules(plan),
     }
 
 
@@ -205,7 +249,7 @@ def render_plan(plan: SitePlan, out: Path, secrets_dir: Path,
     if problems:
         raise DeployError("templates hold tokens the renderer does not fill: "
                           + "; ".join(problems))
-    _write(out / AGENTS_FILE, render_pjsip(plan.agents, sec.agents))
+    _write(out / AGENTS_FILE, _agents_conf(plan, sec.agents))
     written.append(AGENTS_FILE)
     _write(out / MANIFEST, json.dumps(plan.manifest(), indent=1) + "\n")
     written.append(MANIFEST)
@@ -219,14 +263,15 @@ def render_site(cfg: HotlineConfig, deploy: DeploySettings, site: str | None, ou
 
 def rig_plan(config: str | os.PathLike[str], *, sip_port: int, http_port: int, ami_port: int,
              agi_port: int, rtp: tuple[int, int], instance_dir: str,
-             module_dir: str) -> SitePlan:
+             module_dir: str, tls_port: int = 5061, tls: TlsSpec | None = None) -> SitePlan:
     """The dev/test rig (scripts/stack.py): one loopback server holding every
     agent, on the stack's own ports and instance dir, the carrier on 127.0.0.1."""
     cfg, deploy = load(config)
     server = ServerSpec(address="127.0.0.1", sip_port=sip_port, http_port=http_port,
-                        ami_port=ami_port, agi_port=agi_port, rtp_start=rtp[0], rtp_end=rtp[1])
+                        ami_port=ami_port, agi_port=agi_port, rtp_start=rtp[0], rtp_end=rtp[1],
+                        tls_port=tls_port)
     return plan_site(cfg, deploy, None, server=server, instance_dir=instance_dir,
-                     module_dir=module_dir, carrier=CarrierSpec(match=["127.0.0.1"]))
+                     module_dir=module_dir, carrier=CarrierSpec(match=["127.0.0.1"]), tls=tls)
 
 
 def rig_tokens(plan: SitePlan, secrets_dir: Path) -> dict[str, str]:
@@ -234,4 +279,4 @@ def rig_tokens(plan: SitePlan, secrets_dir: Path) -> dict[str, str]:
 
 
 def rig_agents(plan: SitePlan, secrets_dir: Path) -> str:
-    return render_pjsip(plan.agents, ensure_agent_secrets(secrets_dir / "agents", plan.agents))
+    return _agents_conf(plan, ensure_agent_secrets(secrets_dir / "agents", plan.agents))

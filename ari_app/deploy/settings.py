@@ -10,7 +10,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -73,6 +73,7 @@ class ServerSpec(_Strict):
     agi_port: int = Field(4573, ge=1, le=65535)
     rtp_start: int = Field(10000, ge=1024, le=65535)
     rtp_end: int = Field(20000, ge=1024, le=65535)
+    tls_port: int = Field(5061, ge=1, le=65535, description="SIP over TLS, when deploy.tls is set")
     carrier: CarrierSpec | None = Field(None, description="overrides deploy.carrier here")
 
     @field_validator("address", "control_bind")
@@ -91,16 +92,48 @@ class ServerSpec(_Strict):
             raise ValueError(f"rtp_start..rtp_end ({self.rtp_start}..{self.rtp_end}) must "
                              "span at least 100 ports")
         tcp = {"http_port": self.http_port, "ami_port": self.ami_port,
-               "agi_port": self.agi_port}
+               "agi_port": self.agi_port, "tls_port": self.tls_port}
         if len(set(tcp.values())) != len(tcp):
-            raise ValueError(f"http_port, ami_port and agi_port must differ: {tcp}")
+            raise ValueError(f"http_port, ami_port, agi_port and tls_port must differ: {tcp}")
         if self.rtp_start <= self.sip_port <= self.rtp_end:
             raise ValueError(f"sip_port {self.sip_port} lies inside the RTP range")
+        if self.rtp_start <= self.tls_port <= self.rtp_end:
+            raise ValueError(f"tls_port {self.tls_port} lies inside the RTP range")
         return self
 
     @property
     def bind(self) -> str:
         return self.sip_bind or self.address
+
+
+def _path(v: str) -> str:
+    if "BEGIN" in v or "\n" in v:
+        raise ValueError("name the file by its path: PEM contents never go in the config")
+    if not v.startswith("/") or any(c in v for c in ";@ ,"):
+        raise ValueError(f"{v!r}: an absolute path without spaces, ';', ',' or '@'")
+    return v
+
+
+class TlsSpec(_Strict):
+    """SIP over TLS and SRTP (the `deploy.tls` section). Off when absent.
+
+    The files are named by path on the Asterisk host (readable by the Asterisk
+    user only, for the key); their contents never pass through the config.
+    """
+
+    cert_file: str = Field(description="the server's certificate (PEM), chain included")
+    priv_key_file: str = Field(description="its private key (PEM), mode 0600")
+    ca_list_file: str = Field(description="the CA(s) that sign the sites' certificates")
+    method: Literal["tlsv1_2", "tlsv1_3"] = "tlsv1_2"
+    agents: Literal["tls_srtp", "plain"] = Field(
+        "tls_srtp", description="agents' phones: SIP over TLS with SRTP required, or as before")
+    trunks: Literal["tls_srtp", "plain"] = Field(
+        "tls_srtp", description="inter-site trunks: SIP over TLS with SRTP required, or UDP")
+
+    @field_validator("cert_file", "priv_key_file", "ca_list_file")
+    @classmethod
+    def _file(cls, v: str) -> str:
+        return _path(v)
 
 
 class DeploySettings(_Strict):
@@ -111,6 +144,10 @@ class DeploySettings(_Strict):
       module_dir: /usr/lib/x86_64-linux-gnu/asterisk/modules
       carrier: {match: [192.0.2.0/28]}   # every site, unless its server overrides
       inter_site: true                   # trunks to the other sites' servers
+      tls:                               # optional: SIP over TLS + SRTP (docs/deploy.md)
+        cert_file: /etc/asterisk/tls/site.crt
+        priv_key_file: /etc/asterisk/tls/site.key
+        ca_list_file: /etc/asterisk/tls/ca.crt
       servers:
         doha_hq: {address: 10.1.0.10, sip_port: 5060, http_port: 8088, ami_port: 5038,
                   agi_port: 4573, rtp_start: 10000, rtp_end: 20000}
@@ -121,6 +158,7 @@ class DeploySettings(_Strict):
     carrier: CarrierSpec = CarrierSpec()
     inter_site: bool = True
     servers: dict[str, ServerSpec] = Field(default_factory=dict)
+    tls: TlsSpec | None = None
 
     @field_validator("instance_root", "module_dir")
     @classmethod

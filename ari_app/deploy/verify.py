@@ -9,7 +9,9 @@ ports, rewritten in the copy, never in the original), booted with
 * the PJSIP endpoints and AORs must be exactly the ones the config says;
 * the dialplan must hold exactly the configured numbers in from-carrier, this
   server's agents in from-sites, and the entry and agents contexts;
-* every module modules.conf loads must be running.
+* every module modules.conf loads must be running;
+* with `deploy.tls`: the TLS transport, its handshake, the key's mode, res_srtp
+  and SRTP-required endpoints (ari_app/deploy/verify_tls.py).
 
 Asterisk is stopped afterwards and the instance dir removed.
 """
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ari_app.deploy import verify_tls
 from ari_app.deploy.render import AGENTS_FILE, CARRIER_CONTEXT, SITE_CONTEXT, SitePlan
 
 DEFAULT_ROOTFS = Path(os.environ.get("HOTLINE_ROOTFS", "/opt/hotline/rootfs"))
@@ -52,10 +55,13 @@ class Expected:
     aors: list[str]
     numbers: list[str]
     site_routes: list[str]
+    tls: bool = False
+    srtp_endpoints: list[str] = field(default_factory=list)
 
     @classmethod
     def from_plan(cls, plan: SitePlan) -> Expected:
-        return cls(plan.endpoints, plan.aors, list(plan.numbers), plan.site_routes)
+        return cls(plan.endpoints, plan.aors, list(plan.numbers), plan.site_routes,
+                   plan.tls is not None, plan.srtp_endpoints)
 
 
 @dataclass
@@ -146,7 +152,20 @@ def prepare(rendered: Path, rootfs: Path) -> tuple[Instance, dict[str, int]]:
     edit("asterisk.conf", lambda t: rewrite(t, dirs, lambda s: s == "directories"))
     # every SIP transport on loopback, each on its own unused port
     sip_ports = iter([ports["sip"]] + [free_port(socket.SOCK_DGRAM) for _ in range(7)])
-    edit("pjsip.conf", lambda t: rewrite(t, {"bind": lambda _v: f"127.0.0.1:{next(sip_ports)}"}))
+    tls = verify_tls.TLS_SECTION
+    edit("pjsip.conf", lambda t: rewrite(t, {"bind": lambda _v: f"127.0.0.1:{next(sip_ports)}"},
+                                         lambda s: s != tls))
+    files = verify_tls.tls_files((etc / "pjsip.conf").read_text(encoding="utf-8"))
+    if files:
+        ports["sip_tls"] = free_port()
+        try:
+            inside: dict[str, str | Callable[[str], str]] = dict(
+                verify_tls.copy_into(files, etc, f"{inst.rel}/etc"))
+        except verify_tls.TlsFileError as e:
+            shutil.rmtree(inst.host, ignore_errors=True)
+            raise VerifyError(f"deploy.tls: {e}") from None
+        inside["bind"] = f"127.0.0.1:{ports['sip_tls']}"
+        edit("pjsip.conf", lambda t: rewrite(t, inside, lambda s: s == tls))
     edit("http.conf", lambda t: rewrite(t, {"bindaddr": "127.0.0.1",
                                             "bindport": str(ports["http"])}))
     edit("manager.conf", lambda t: rewrite(t, {"bindaddr": "127.0.0.1",
@@ -286,7 +305,7 @@ def verify(rendered: Path, expected: Expected, *, rootfs: Path = DEFAULT_ROOTFS,
            timeout: float = 30.0, keep: bool = False) -> VerifyResult:
     if os.geteuid() != 0:
         raise VerifyError("verify-asterisk runs Asterisk in its chroot: run it as root")
-    inst, _ports = prepare(rendered, rootfs)
+    inst, ports = prepare(rendered, rootfs)
     res = VerifyResult(instance=str(inst.host))
     running: Running | None = None
     try:
@@ -295,6 +314,7 @@ def verify(rendered: Path, expected: Expected, *, rootfs: Path = DEFAULT_ROOTFS,
         running.wait_booted(timeout)
         res.boot_seconds = time.monotonic() - t0
         _check_objects(running, expected, rendered, res)
+        _check_tls(running, expected, rendered, ports, res)
     finally:
         if running is not None:
             running.stop()
@@ -341,3 +361,23 @@ def _check_objects(run: Running, exp: Expected, rendered: Path, res: VerifyResul
             res.problems.append(f"modules not running: {', '.join(missing)}")
     if not (rendered / AGENTS_FILE).exists():
         res.problems.append(f"{AGENTS_FILE} is missing from {rendered}")
+
+
+def _check_tls(run: Running, exp: Expected, rendered: Path, ports: dict[str, int],
+               res: VerifyResult) -> None:
+    files = verify_tls.tls_files((rendered / "pjsip.conf").read_text(encoding="utf-8"))
+    if not exp.tls:
+        if files:
+            res.problems.append("pjsip.conf has a TLS transport the config does not set")
+        return
+    if set(files) != set(verify_tls.TLS_FILES) or "sip_tls" not in ports:
+        res.problems.append("the config sets deploy.tls but pjsip.conf has no "
+                            f"{verify_tls.TLS_SECTION} with cert_file, priv_key_file, "
+                            "ca_list_file")
+        return
+    problem = verify_tls.key_mode_problem(files)
+    if problem:
+        res.problems.append(problem)
+    res.problems.extend(verify_tls.check(
+        run.cli, port=ports["sip_tls"], ca_file=files["ca_list_file"],
+        srtp_endpoints=exp.srtp_endpoints, found=res.found))

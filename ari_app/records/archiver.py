@@ -297,9 +297,12 @@ def _errors(e: ValidationError) -> str:
 
 
 async def run(
-    cfg_redis_url: str, key_prefix: str, db_path: str | os.PathLike[str], stop_event: asyncio.Event
+    cfg_redis_url: str, key_prefix: str, db_path: str | os.PathLike[str], stop_event: asyncio.Event,
+    **redis_kwargs: Any,
 ) -> Stats:
-    client = aioredis.Redis.from_url(cfg_redis_url, socket_connect_timeout=5, socket_timeout=30)
+    """`redis_kwargs`: the ACL login and TLS settings (ari_app.config.secure.redis_kwargs)."""
+    client = aioredis.Redis.from_url(cfg_redis_url, socket_connect_timeout=5, socket_timeout=30,
+                                     **redis_kwargs)
     archive = Archive(db_path)
     try:
         return await Archiver(client, key_prefix, archive).run_forever(stop_event)

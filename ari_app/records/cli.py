@@ -141,11 +141,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_archiver(args: argparse.Namespace) -> int:
     from ari_app.config import ConfigError, load_config
+    from ari_app.config.secure import redis_kwargs
     from ari_app.records.archiver import run
 
     try:
         cfg = load_config(getattr(args, "config", None))
-    except ConfigError as e:
+        login = redis_kwargs(cfg.redis, cfg.source)
+    except (ConfigError, ValueError) as e:
         _err(str(e))
         return 1
 
@@ -155,7 +157,7 @@ def cmd_archiver(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        await run(cfg.redis.url, cfg.redis.key_prefix, args.db, stop)
+        await run(cfg.redis.url, cfg.redis.key_prefix, args.db, stop, **login)
 
     try:
         asyncio.run(main())

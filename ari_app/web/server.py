@@ -8,11 +8,15 @@ Routes (docs/wallboard.md has the details):
   GET  /wallboard/static/{name}      the page's JS and CSS
   GET  /api/v1/agents/{id}           agent status            (Bearer token)
   POST /api/v1/agents/{id}/login|logout|pause|resume         (Bearer token)
+
+With an `ssl_context` (http.tls_cert/tls_key) it serves HTTPS only, sends
+Strict-Transport-Security on every response and marks any cookie Secure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -40,14 +44,20 @@ class WebServer:
         snapshot_interval: float = 1.0,
         limiter: FailureLimiter | None = None,
         max_screens: int = 200,
+        ssl_context: ssl.SSLContext | None = None,
+        hsts_max_age: int = 31_536_000,
     ) -> None:
         self.bind = bind
+        self.ssl_context = ssl_context
+        self.hsts = f"max-age={hsts_max_age}; includeSubDomains"
         self.port = port
         self.bound_port: int | None = None
         self.started = asyncio.Event()
         self.stats = WebStats()
         self.app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
         self.app[STATS_KEY] = self.stats
+        if ssl_context is not None:
+            self.app.on_response_prepare.append(self._secure_headers)
         if isinstance(deps, WebDeps):
             self.deps: WebDeps | None = deps
             self._health = deps.health
@@ -73,6 +83,17 @@ class WebServer:
         if self.hub is not None:
             await self.hub.close()
 
+    async def _secure_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        del request
+        response.headers["Strict-Transport-Security"] = self.hsts
+        # aiohttp has already turned the cookies into Set-Cookie headers by now
+        cookies = response.headers.getall("Set-Cookie", [])
+        if cookies:
+            del response.headers["Set-Cookie"]
+            for c in cookies:
+                secure = "secure" in (p.strip().lower() for p in c.split(";"))
+                response.headers.add("Set-Cookie", c if secure else f"{c}; Secure")
+
     async def health(self, request: web.Request) -> web.Response:
         del request
         body = self._health()
@@ -81,11 +102,12 @@ class WebServer:
     async def serve(self, stop: asyncio.Event) -> None:
         runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.bind, self.port)
+        site = web.TCPSite(runner, self.bind, self.port, ssl_context=self.ssl_context)
         await site.start()
         addrs = runner.addresses
         self.bound_port = int(addrs[0][1]) if addrs else self.port
         log.info("web.listening", bind=self.bind, port=self.bound_port,
+                 scheme="https" if self.ssl_context else "http",
                  api=bool(self.deps and self.deps.token))
         self.started.set()
         try:
