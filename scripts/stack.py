@@ -146,6 +146,8 @@ class Postgres:
     Password authentication over TCP (scram), so clients exercise the password
     path; `password` is written to a file only the server's user reads.
     Durability is off (fsync, full-page writes): the data dies with the test run.
+    The default collation is ICU's en-US, as on many real servers: text that
+    must compare bytewise (ISO times, ids) has to say so, and tests see it if not.
     """
 
     def __init__(self, port: int, *, user: str = "hotline", password: str | None = None,
@@ -171,6 +173,14 @@ class Postgres:
         return subprocess.run(argv, capture_output=True, text=True, **kw)
 
     def start(self, timeout: float = 30.0) -> None:
+        """Ready to connect when it returns; on failure nothing is left behind."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix=f"hotline-pg-{self.port}-", dir=self.base))
         pwfile = self.dir / "pw"
         pwfile.write_text(self.password + "\n")
@@ -181,7 +191,8 @@ class Postgres:
         proc = self._as_server_user([
             str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user,
             f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
-            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+            "-E", "UTF8", "--locale=C.UTF-8", "--locale-provider=icu", "--icu-locale=en-US",
+            "--no-sync"])
         pwfile.unlink()
         if proc.returncode != 0:
             raise RuntimeError(f"initdb failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -193,8 +204,14 @@ class Postgres:
                                      "start"])
         if proc.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed: {proc.stderr[-2000:]}")
-        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
+        deadline = t0 + timeout
         while not self.ready():
+            # the postmaster removes its pid file when it gives up (port taken, bad option)
+            gone = not (self.data / "postmaster.pid").exists()
+            if gone and time.monotonic() - t0 > 2:
+                raise RuntimeError(f"PostgreSQL on 127.0.0.1:{self.port} exited at start\n"
+                                   f"{_tail(self.dir / 'server.log')}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"PostgreSQL on 127.0.0.1:{self.port} not ready in "
                                    f"{timeout:.0f}s\n{_tail(self.dir / 'server.log')}")
