@@ -120,14 +120,22 @@ class Archive:
         self.db: Connection
         if self.target.dialect == POSTGRESQL:
             self.db = PgConnection(self.target.url, backend_password_file(password_file))
-        else:
-            assert self.target.path is not None
-            self.path = self.target.path
-            self.db = connect_sqlite(self.target.path)
         self.dialect = DIALECTS[self.target.dialect]
         self.transient_errors, self.db_errors = backend_errors(self.target.dialect)
+        if self.target.dialect != POSTGRESQL:
+            assert self.target.path is not None
+            self.path = self.target.path
+            try:
+                self.db = connect_sqlite(self.target.path)
+            except self.db_errors as e:
+                raise ArchiveError(f"{self.target.shown}: cannot open or upgrade the archive: "
+                                   f"{e}") from e
         try:
             self._migrate(upto)
+        except self.db_errors as e:
+            self.db.close()
+            raise ArchiveError(f"{self.target.shown}: cannot open or upgrade the archive: "
+                               f"{str(e).strip()}") from e
         except BaseException:
             self.db.close()
             raise

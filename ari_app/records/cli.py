@@ -146,6 +146,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     opened = open_archive(args, must_exist=True)
     if opened is None:
         return 1
+    failures: tuple[type[Exception], ...] = (ArchiveError, OSError, *opened.db_errors)
     try:
         with opened as archive:
             if args.out:
@@ -153,7 +154,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     n = write(archive, f)
             else:
                 n = write(archive, sys.stdout)
-    except (ArchiveError, OSError) as e:
+    except failures as e:
         _err(str(e))
         return 1
     print(f"exported {n} {'events' if args.events else 'records'}", file=sys.stderr)
@@ -169,10 +170,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     opened = open_archive(args, must_exist=False)
     if opened is None:
         return 1
+    failures: tuple[type[Exception], ...] = (ArchiveError, OSError, *opened.db_errors)
     try:
         with opened as archive:
             res = import_jsonl(archive, args.file)
-    except (ArchiveError, OSError) as e:
+    except failures as e:
         _err(str(e))
         return 1
     if res.refused:

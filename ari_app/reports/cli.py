@@ -85,10 +85,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     opened = open_archive(args, must_exist=True)
     if opened is None:
         return 1
+    failures: tuple[type[Exception], ...] = (ArchiveError, *opened.db_errors)
     try:
         with opened as archive:
             report = compute(archive.db, q)
-    except ArchiveError as e:
+    except failures as e:
         print(f"hotline: {e}", file=sys.stderr)
         return 1
     text = {

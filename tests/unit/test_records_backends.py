@@ -154,3 +154,51 @@ async def test_archiver_keeps_entries_pending_when_postgres_drops_it(
             assert (await r.xpending(records_key(prefix), GROUP))["pending"] == 0
     finally:
         await r.aclose()
+
+
+def test_a_report_login_with_select_only_opens_an_up_to_date_archive(
+    postgres: PgCluster, tmp_path: Path,
+) -> None:
+    """Sites read reports with a login that may only SELECT: opening the archive
+    must need no DDL once it is at the current version."""
+    from ari_app.reports.compute import Period, Query, compute
+
+    url = postgres.new_archive_url("ro")
+    with Archive(url) as a:
+        a.insert([CallRecord(call_id="ro-1", arrived_at="2025-03-02T10:00:00.000Z")])
+    schema = url.rsplit("search_path%3D", 1)[1]
+    role, pw = f"reader_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    postgres.server.psql(f"CREATE ROLE {role} LOGIN PASSWORD '{pw}'; "
+                         f"GRANT USAGE ON SCHEMA {schema} TO {role}; "
+                         f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}",
+                         postgres.dbname)
+    pwfile = tmp_path / "reader.pw"
+    pwfile.write_text(pw + "\n")
+    reader_url = url.replace(f"{postgres.server.user}@", f"{role}@")
+    with Archive(reader_url, password_file=pwfile) as ro:
+        rep = compute(ro.db, Query(period=Period.month("2025-03", "UTC")))
+        assert rep.totals.calls == 1
+        with pytest.raises(ro.db_errors, match="permission denied"):
+            ro.insert([CallRecord(call_id="ro-2", arrived_at="2025-03-02T10:00:00.000Z")])
+    # An archive that needs an upgrade is a clear refusal for that login, not a traceback.
+    old_url = postgres.new_archive_url("rov1")
+    Archive(old_url, upto=1).close()
+    old_schema = old_url.rsplit("search_path%3D", 1)[1]
+    postgres.server.psql(f"GRANT USAGE ON SCHEMA {old_schema} TO {role}; "
+                         f"GRANT SELECT ON ALL TABLES IN SCHEMA {old_schema} TO {role}",
+                         postgres.dbname)
+    with pytest.raises(ArchiveError, match="cannot open or upgrade the archive: must be owner"):
+        Archive(old_url.replace(f"{postgres.server.user}@", f"{role}@"), password_file=pwfile)
+
+
+def test_a_file_that_is_not_an_archive_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not an SQLite database, just bytes" * 100)
+    p = argparse.ArgumentParser(prog="hotline")
+    p.add_argument("--config")
+    reports_cli.register(p.add_subparsers(dest="cmd", required=True))
+    args = p.parse_args(["report", "--month", "2025-03", "--db", str(junk)])
+    assert args.func(args) == 1
+    assert "cannot open or upgrade the archive" in capsys.readouterr().err
