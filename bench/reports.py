@@ -1,6 +1,7 @@
 """Benchmark: the month and year reports over a 4M-call archive.
 
     .venv/bin/python bench/reports.py [--db /tmp/hotline-bench.sqlite3] [--regen] [--runs 3]
+        [--pg auto|postgresql://user@host:port/db] [--json-out FILE]
 
 Builds (once; reused while its row count matches) an archive of 4,000,000
 synthetic calls for 2025, of which March holds exactly 340,541 with the
@@ -12,12 +13,18 @@ times, each in a fresh child process so ru_maxrss is that run's own peak:
 * report:         compute() -- every figure and breakdown -- for the range,
 
 for March (month) and the whole year, in Asia/Qatar time. Not part of the tests.
+
+With --pg, the same calls are copied into a PostgreSQL archive (COPY from the
+SQLite one, so both hold identical rows; `auto` starts a throwaway server with
+scripts/stack.py) and every measurement runs on both backends; the report's
+statement must come out the same on both.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -27,6 +34,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,7 +174,30 @@ def generate(db: Path) -> float:
     return time.perf_counter() - t0
 
 
-def measure(db: Path, kind: str, span: str) -> dict[str, float]:
+def load_postgres(sqlite_db: Path, url: str) -> float:
+    """Copy every calls row of the SQLite archive into the PostgreSQL one (reports
+    read only `calls`; the events, several GB at 4M calls, would only cost time)."""
+    import sqlite3
+
+    from ari_app.records.schema import ALL_COLUMNS
+
+    t0 = time.perf_counter()
+    src = sqlite3.connect(sqlite_db)
+    with Archive(url) as dst:
+        conn = dst.db.conn  # type: ignore[union-attr]
+        with conn.transaction():
+            conn.execute("TRUNCATE calls, events")
+            for table, cols in (("calls", ALL_COLUMNS),):
+                names = ", ".join(cols)
+                with conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as cp:
+                    for row in src.execute(f"SELECT {names} FROM {table}"):
+                        cp.write_row(row)
+        conn.execute("ANALYZE")
+    src.close()
+    return time.perf_counter() - t0
+
+
+def measure(db: str, kind: str, span: str) -> dict[str, float]:
     """Runs in the child: one measurement, its wall time and this process's peak RSS."""
     period = (
         Period.month(f"{YEAR}-03", TZ)
@@ -181,8 +212,9 @@ def measure(db: Path, kind: str, span: str) -> dict[str, float]:
                 "SELECT COUNT(*) FROM calls WHERE arrived_at >= ? AND arrived_at < ?", (start, end)
             ).fetchone()[0]
         elif kind == "baseline-scan":
+            total = "SUM" if archive.dialect.name == "postgresql" else "TOTAL"
             n = archive.db.execute(
-                "SELECT COUNT(*), TOTAL(talk_seconds) FROM calls "
+                f"SELECT COUNT(*), {total}(talk_seconds) FROM calls "
                 "WHERE arrived_at >= ? AND arrived_at < ?", (start, end),
             ).fetchone()[0]  # fmt: skip
         else:
@@ -217,10 +249,14 @@ def main() -> int:
     )
     ap.add_argument("--regen", action="store_true")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--pg", help="also measure on PostgreSQL: a URL, or `auto` (a throwaway "
+                                 "server; password via PGPASSFILE)")
+    ap.add_argument("--json-out", type=Path, help="write the results here as JSON")
+    ap.add_argument("--target", help=argparse.SUPPRESS)
     ap.add_argument("--measure", nargs=2, metavar=("KIND", "SPAN"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.measure:
-        print(json.dumps(measure(a.db, *a.measure)))
+        print(json.dumps(measure(a.target or str(a.db), *a.measure)))
         return 0
 
     have = 0
@@ -234,26 +270,85 @@ def main() -> int:
     else:
         print(f"reusing {a.db} ({have:,} calls)", file=sys.stderr)
     print(f"archive size: {a.db.stat().st_size / 2**20:.0f} MiB", file=sys.stderr)
+    load0 = os.getloadavg()[0]
 
+    targets = {"sqlite": str(a.db)}
+    server = None
+    loaded: float | None = None
+    try:
+        if a.pg:
+            url = a.pg
+            if url == "auto":
+                server, url = _start_postgres()
+            targets["postgresql"] = url
+            print("copying the archive into PostgreSQL ...", file=sys.stderr)
+            loaded = load_postgres(a.db, url)
+            print(f"copied in {loaded:.1f} s", file=sys.stderr)
+        out_all = {name: _measure_all(target, a.runs) for name, target in targets.items()}
+    finally:
+        if server is not None:
+            server.stop()
+    for name, results in out_all.items():
+        _table(name, results)
+    if a.json_out:
+        doc = {
+            "bench": "bench/reports.py", "calls": YEAR_TOTAL, "march_calls": MARCH_TOTAL,
+            "runs": a.runs, "measured_at": iso(datetime.now(UTC)),
+            "loadavg_1m_start": load0, "loadavg_1m_end": os.getloadavg()[0], "cpus": os.cpu_count(),
+            "postgres_copy_seconds": loaded,
+            "postgres_copied": "calls table only (reports read nothing else)",
+            "postgres_server": "auto: scripts/stack.py Postgres (Debian PostgreSQL, defaults "
+                               "but fsync/full_page_writes off; reads only)" if a.pg == "auto"
+                               else "given by URL" if a.pg else None,
+            "results": {name: {f"{span}/{kind}": r for (span, kind), r in results.items()}
+                        for name, results in out_all.items()},
+        }  # fmt: skip
+        a.json_out.parent.mkdir(parents=True, exist_ok=True)
+        a.json_out.write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+def _start_postgres() -> tuple[Any, str]:
+    from scripts.stack import Postgres
+
+    offset = int(os.environ.get("HOTLINE_PORT_OFFSET", "0"))
+    server = Postgres(5532 + offset + 50)
+    server.start()
+    pgpass = Path(tempfile.mkdtemp()) / "pgpass"
+    pgpass.write_text(f"127.0.0.1:{server.port}:*:{server.user}:{server.password}\n")
+    pgpass.chmod(0o600)
+    os.environ["PGPASSFILE"] = str(pgpass)  # the measuring children inherit it
+    server.psql("CREATE DATABASE bench")
+    return server, server.url("bench")
+
+
+def _measure_all(target: str, runs_n: int) -> dict[tuple[str, str], dict[str, float]]:
     results: dict[tuple[str, str], dict[str, float]] = {}
     for span in ("month", "year"):
         for kind in ("baseline-count", "baseline-scan", "report"):
             runs = []
-            for _ in range(a.runs):
+            for _ in range(runs_n):
                 out = subprocess.run(
-                    [sys.executable, __file__, "--db", str(a.db), "--measure", kind, span],
+                    [sys.executable, __file__, "--target", target, "--measure", kind, span],
                     check=True, capture_output=True, text=True,
                 )  # fmt: skip
                 runs.append(json.loads(out.stdout))
             results[(span, kind)] = {
                 "calls": runs[0]["calls"],
                 "wall_s": statistics.median(r["wall_s"] for r in runs),
+                "wall_s_runs": [round(r["wall_s"], 4) for r in runs],
                 "maxrss_mib": max(r["maxrss_kib"] for r in runs) / 1024,
                 "hwm_mib": max(r["hwm_kib"] for r in runs) / 1024,
             }
             if kind == "report":
+                results[(span, kind)]["statement"] = json.loads(
+                    out.stderr.strip().splitlines()[-1])
                 print(out.stderr.strip(), file=sys.stderr)
+    return results
 
+
+def _table(name: str, results: dict[tuple[str, str], dict[str, Any]]) -> None:
+    print(f"\n{name}\n")
     print("| span | query | calls | wall (median) | ru_maxrss | VmHWM | x count | x scan |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for (span, kind), r in results.items():
@@ -264,7 +359,6 @@ def main() -> int:
             f"{r['maxrss_mib']:.0f} MiB | {r['hwm_mib']:.0f} MiB | "
             f"{r['wall_s'] / c:.1f} | {r['wall_s'] / s:.2f} |"
         )
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +46,10 @@ HOST_PACKAGES = {
     "baresip": "baresip-core",  # the TLS+SRTP agent phone in tests/integration/test_encryption.py
     "openssl": "openssl",
 }
+# files (not on PATH: Debian keeps PostgreSQL's server tools per version) -> package
+HOST_PACKAGE_FILES = {
+    "/usr/lib/postgresql/*/bin/initdb": "postgresql",
+}
 READY_MARK = ".hotline-rootfs-ready"
 
 
@@ -56,7 +61,9 @@ def log(msg: str) -> None:
 
 def ensure_host_packages(extra: dict[str, str] | None = None) -> None:
     wanted = dict(HOST_PACKAGES, **(extra or {}))
-    missing = sorted({pkg for cmd, pkg in wanted.items() if shutil.which(cmd) is None})
+    missing = sorted({pkg for cmd, pkg in wanted.items() if shutil.which(cmd) is None}
+                     | {pkg for pat, pkg in HOST_PACKAGE_FILES.items()
+                        if not list(Path("/").glob(pat.lstrip("/")))})
     if not missing:
         return
     if os.geteuid() != 0:
@@ -151,6 +158,126 @@ def make_test_pki(directory: Path, days: int = 2,
     for p in f.values():
         os.chmod(p, 0o600)
     return f
+
+# ------------------------------------------------------------- postgres --
+
+def postgres_bindir() -> Path:
+    """The newest installed PostgreSQL's server tools (Debian: /usr/lib/postgresql/N/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
+                   else 0)
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    raise RuntimeError("PostgreSQL's server is not installed: run `make deps` "
+                       "(Debian package postgresql)")
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on loopback: initdb into a fresh directory,
+    start, wait on pg_isready, and at the end stop and delete it.
+
+    initdb refuses to run as root, so as root every server command runs as the
+    `postgres` user (Debian's package creates it) and the directory is theirs.
+    Password authentication over TCP (scram), so clients exercise the password
+    path; `password` is written to a file only the server's user reads.
+    Durability is off (fsync, full-page writes): the data dies with the test run.
+    The default collation is ICU's en-US, as on many real servers: text that
+    must compare bytewise (ISO times, ids) has to say so, and tests see it if not.
+    """
+
+    def __init__(self, port: int, *, user: str = "hotline", password: str | None = None,
+                 base: Path | None = None) -> None:
+        self.port = port
+        self.user = user
+        self.password = password or secrets.token_urlsafe(18)
+        self.base = base
+        self.dir: Path | None = None
+        self.bindir = postgres_bindir()
+
+    @property
+    def data(self) -> Path:
+        assert self.dir is not None
+        return self.dir / "data"
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def _as_server_user(self, argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        return subprocess.run(argv, capture_output=True, text=True, **kw)
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Ready to connect when it returns; on failure nothing is left behind."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"hotline-pg-{self.port}-", dir=self.base))
+        pwfile = self.dir / "pw"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        proc = self._as_server_user([
+            str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user,
+            f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
+            "-E", "UTF8", "--locale=C.UTF-8", "--locale-provider=icu", "--icu-locale=en-US",
+            "--no-sync"])
+        pwfile.unlink()
+        if proc.returncode != 0:
+            raise RuntimeError(f"initdb failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                f"-c unix_socket_directories={self.dir} -c fsync=off "
+                "-c full_page_writes=off -c synchronous_commit=off")
+        proc = self._as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data),
+                                     "-l", str(self.dir / "server.log"), "-o", opts, "-W",
+                                     "start"])
+        if proc.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {proc.stderr[-2000:]}")
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while not self.ready():
+            # the postmaster removes its pid file when it gives up (port taken, bad option)
+            gone = not (self.data / "postmaster.pid").exists()
+            if gone and time.monotonic() - t0 > 2:
+                raise RuntimeError(f"PostgreSQL on 127.0.0.1:{self.port} exited at start\n"
+                                   f"{_tail(self.dir / 'server.log')}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL on 127.0.0.1:{self.port} not ready in "
+                                   f"{timeout:.0f}s\n{_tail(self.dir / 'server.log')}")
+            time.sleep(0.1)
+
+    def ready(self) -> bool:
+        """pg_isready: the server accepts connections on its TCP port."""
+        return subprocess.run([str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1",
+                               "-p", str(self.port)], check=False).returncode == 0
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        """Run SQL as the superuser over the cluster's own socket (trusted)."""
+        assert self.dir is not None
+        proc = self._as_server_user([str(self.bindir / "psql"), "-X", "-q", "-At", "-v",
+                                     "ON_ERROR_STOP=1", "-h", str(self.dir), "-p",
+                                     str(self.port), "-U", self.user, "-d", dbname, "-c", sql])
+        if proc.returncode != 0:
+            raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def stop(self) -> None:
+        if self.dir is None:
+            return
+        if (self.data / "postmaster.pid").exists():
+            self._as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m",
+                                  "fast", "-w", "stop"])
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
 
 
 # ------------------------------------------------------------------ stack --

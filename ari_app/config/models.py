@@ -92,6 +92,16 @@ class RedisSettings(Strict):
         return check_redis(self)
 
 
+class ArchiveSettings(Strict):
+    """Where `hotline archiver`, `report` and `records` find the archive when
+    neither --db nor HOTLINE_ARCHIVE says: a path, sqlite:///path or
+    postgresql://user@host:port/db (no password in it: `password_file`, or libpq's
+    PGPASSFILE). Relative paths are the process's, as for --db."""
+
+    url: str = "var/archive.sqlite3"
+    password_file: Path | None = None
+
+
 class HttpSettings(Strict):
     bind: str = "127.0.0.1"
     port: int = Field(8109, ge=1, le=65535)
@@ -226,6 +236,7 @@ class HotlineConfig(Strict):
     ami: AmiSettings = AmiSettings()
     agi: AgiSettings = AgiSettings()
     redis: RedisSettings = RedisSettings()
+    archive: ArchiveSettings = ArchiveSettings()
     http: HttpSettings = HttpSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
     languages: list[Language] = Field(min_length=1)

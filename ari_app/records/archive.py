@@ -1,5 +1,5 @@
-"""The durable archive: one SQLite file with every event of every call, and one
-`calls` row per call folded from them.
+"""The durable archive: every event of every call, and one `calls` row per call
+folded from them, in one SQLite file or one PostgreSQL database (backend.py).
 
 Events are the truth; the `calls` row is their fold (records/events.py), kept
 up to date so reports stay plain SQL over one row per call. Storing events is
@@ -9,36 +9,45 @@ import) can repeat itself freely: a repeat adds no event and writes no row.
 A version 1 record is kept as its call's event 0 (`record_to_events`), so the
 first record per call_id still wins and a later late fact still folds onto it.
 
-WAL lets reports read while the archiver writes; synchronous=NORMAL in WAL
-mode can lose the last transactions on power loss but never corrupts the file,
-and the archiver only XACKs after commit, so at worst those entries are
-delivered again and stored again, which changes nothing.
+On SQLite, WAL lets reports read while the archiver writes; synchronous=NORMAL
+in WAL mode can lose the last transactions on power loss but never corrupts the
+file. On both, the archiver only XACKs after commit, so at worst those entries
+are delivered again and stored again, which changes nothing. Both backends run
+the same code: idempotency by event id (INSERT OR IGNORE / ON CONFLICT DO
+NOTHING), then a re-fold and an upsert of the calls row (ON CONFLICT DO UPDATE).
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydantic import ValidationError
 
+from ari_app.records.backend import (
+    POSTGRESQL,
+    ArchiveError,
+    Connection,
+    PgConnection,
+    connect_sqlite,
+    parse_target,
+)
+from ari_app.records.backend import errors as backend_errors
+from ari_app.records.backend import password_file as backend_password_file
 from ari_app.records.events import RecordEvent, fold, problem, record_to_events
 from ari_app.records.model import CallRecord, utcnow
 from ari_app.records.schema import (
     ALL_COLUMNS,
     DERIVED_COLUMNS,
-    INSERT_EVENT,
+    DIALECTS,
     JSON_COLUMNS,
-    MIGRATIONS,
     RECORD_COLUMNS,
     SCALAR_COLUMNS,
     SCHEMA_VERSION,
+    SCHEMA_VERSION_DDL,
     SELECT_CALL,
     SELECT_CALL_EVENTS,
-    SELECT_EVENTS_RANGE,
     SELECT_RANGE,
     UPSERT_CALL,
     backfill_event_row,
@@ -46,6 +55,7 @@ from ari_app.records.schema import (
     event_row,
     from_row,
     is_answered,
+    migrations,
     queue_seconds,
     to_row,
 )
@@ -59,8 +69,7 @@ __all__ = [
 _BACKFILL_BATCH = 5000
 
 
-class ArchiveError(Exception):
-    pass
+_MIGRATION_LOCK = 109_0002  # pg_advisory_xact_lock key: "hotline archive migrations"
 
 
 class BadEvent(ValueError):
@@ -96,19 +105,40 @@ class Stored:
 
 
 class Archive:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        # The archiver runs SQLite in worker threads one call at a time, so the
-        # connection is shared but never used concurrently.
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=10000")
-        self.db.execute("PRAGMA temp_store=MEMORY")
-        self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB: enough for a year's GROUP BY
-        self._migrate()
+    """`Archive(spec)`: spec is a path, `sqlite:///path` or `postgresql://…` (backend.py).
+
+    `upto` stops the migrations at an earlier version (tests build old archives)."""
+
+    def __init__(
+        self,
+        spec: str | os.PathLike[str],
+        *,
+        password_file: str | os.PathLike[str] | None = None,
+        upto: int = SCHEMA_VERSION,
+    ) -> None:
+        self.target = parse_target(spec)
+        self.db: Connection
+        if self.target.dialect == POSTGRESQL:
+            self.db = PgConnection(self.target.url, backend_password_file(password_file))
+        self.dialect = DIALECTS[self.target.dialect]
+        self.transient_errors, self.db_errors = backend_errors(self.target.dialect)
+        if self.target.dialect != POSTGRESQL:
+            assert self.target.path is not None
+            self.path = self.target.path
+            try:
+                self.db = connect_sqlite(self.target.path)
+            except self.db_errors as e:
+                raise ArchiveError(f"{self.target.shown}: cannot open or upgrade the archive: "
+                                   f"{e}") from e
+        try:
+            self._migrate(upto)
+        except self.db_errors as e:
+            self.db.close()
+            raise ArchiveError(f"{self.target.shown}: cannot open or upgrade the archive: "
+                               f"{str(e).strip()}") from e
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -124,22 +154,43 @@ class Archive:
         return int(row[0] or 0)
 
     def _migrate(self, upto: int = SCHEMA_VERSION) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version "
-            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        have = self.version()
+        """Apply each missing version in its own transaction. Every step re-reads the
+        version under the migration lock, so two programs opening one new or old
+        archive at once apply each version once (on PostgreSQL an advisory lock,
+        on SQLite BEGIN IMMEDIATE's write lock)."""
+        steps = migrations(self.dialect.name)
+        # Reading the version first lets a reader with no right to create
+        # tables (a report login on PostgreSQL) open an up-to-date archive.
+        have = self.version() if self._has_version_table() else 0
+        if have == 0:
+            with self.transaction():
+                self._lock_migrations()
+                self.db.execute(SCHEMA_VERSION_DDL)
+            have = self.version()
         if have > SCHEMA_VERSION:
-            raise ArchiveError(
-                f"{self.path}: archive schema {have} is newer than this program ({SCHEMA_VERSION})"
-            )
+            raise ArchiveError(f"{self.target.shown}: archive schema {have} is newer than "
+                               f"this program ({SCHEMA_VERSION})")
         for v in range(have + 1, upto + 1):
             with self.transaction():
-                for stmt in MIGRATIONS[v]:
+                self._lock_migrations()
+                if self.version() >= v:
+                    continue  # another program applied it meanwhile
+                for stmt in steps[v]:
                     self.db.execute(stmt)
                 if v == 2:
                     self._backfill_events()
                 self.db.execute("INSERT INTO schema_version VALUES (?, ?)", (v, utcnow()))
+
+    def _has_version_table(self) -> bool:
+        if self.dialect.name == POSTGRESQL:
+            sql = "SELECT to_regclass('schema_version') IS NOT NULL"
+        else:
+            sql = "SELECT COUNT(*) FROM sqlite_master WHERE name = 'schema_version'"
+        return bool(self.db.execute(sql).fetchone()[0])
+
+    def _lock_migrations(self) -> None:
+        if self.dialect.name == POSTGRESQL:
+            self.db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
 
     def _backfill_events(self) -> None:
         """Version 1 kept only rows: give each its event 0, so a late fact can fold onto it.
@@ -148,10 +199,13 @@ class Archive:
         cols = ", ".join(RECORD_COLUMNS)
         cur = self.db.execute(f"SELECT {cols}, archived_at FROM calls")  # noqa: S608
         while rows := cur.fetchmany(_BACKFILL_BATCH):
-            self.db.executemany(INSERT_EVENT, [backfill_event_row(row) for row in rows])
+            self.db.executemany(self.dialect.insert_event,
+                                [backfill_event_row(row) for row in rows])
 
     def transaction(self) -> _Tx:
-        return _Tx(self.db)
+        if isinstance(self.db, PgConnection):
+            self.db.ensure_open()
+        return _Tx(self.db, self.dialect.begin)
 
     # -- writing --------------------------------------------------------------
 
@@ -165,7 +219,7 @@ class Archive:
         for rec in records:
             dump = rec.model_dump(mode="json")
             (ev,) = record_to_events(rec, dump)
-            if not self.db.execute(INSERT_EVENT, event_row(ev, archived_at)).rowcount:
+            if not self.db.execute(self.dialect.insert_event, event_row(ev, archived_at)).rowcount:
                 continue  # the first record per call_id wins
             new += 1
             if self._only_event(rec.call_id):
@@ -197,7 +251,7 @@ class Archive:
             why = problem(ev)
             if why is not None:
                 raise BadEvent(ev.id, why)
-            if self.db.execute(INSERT_EVENT, event_row(ev, archived_at)).rowcount:
+            if self.db.execute(self.dialect.insert_event, event_row(ev, archived_at)).rowcount:
                 out.new += 1
                 touched[ev.call_id] = None
             else:
@@ -252,11 +306,11 @@ class Archive:
     def iter_events(self, start_utc: str, end_utc: str) -> Iterator[RecordEvent]:
         """The events of the calls with start_utc <= arrived_at < end_utc: calls
         oldest first, each call's events in fold order."""
-        for row in self.db.execute(SELECT_EVENTS_RANGE, (start_utc, end_utc)):
+        for row in self.db.execute(self.dialect.select_events_range, (start_utc, end_utc)):
             yield event_from_row(row)
 
     def optimize(self) -> None:
-        self.db.execute("PRAGMA optimize")
+        self.db.execute("ANALYZE" if self.dialect.name == POSTGRESQL else "PRAGMA optimize")
 
 
 def _reason(e: ValidationError) -> str:
@@ -268,17 +322,20 @@ def _reason(e: ValidationError) -> str:
 
 
 class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception."""
+    """BEGIN (IMMEDIATE on SQLite) ... COMMIT, ROLLBACK on any exception."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection, begin: str) -> None:
         self.db = db
+        self.begin = begin
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+    def __enter__(self) -> Connection:
+        self.db.execute(self.begin)
         return self.db
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+            return
+        if isinstance(self.db, PgConnection) and (self.db.conn.closed or self.db.conn.broken):
+            return  # nothing to roll back: the server ended the transaction with the link
+        self.db.execute("ROLLBACK")

@@ -1,9 +1,9 @@
-"""Move record events and records from the Redis stream into the SQLite archive,
-losing none.
+"""Move record events and records from the Redis stream into the archive (SQLite
+or PostgreSQL), losing none.
 
 An entry holds one event (field `event`, records/events.py) or one whole
 version 1 record (field `record`, kept as its call's event 0). Delivery is
-at-least-once: entries are XACKed only after the SQLite commit, so a crash
+at-least-once: entries are XACKed only after the archive's commit, so a crash
 between the two re-delivers them, and the archive keeps each event once: a
 repeat adds no event and rewrites no row. A consumer that dies leaves entries
 pending; any live archiver takes them over with XAUTOCLAIM once they have
@@ -11,7 +11,7 @@ idled `claim_idle_ms`.
 
 An entry that can never be archived (not JSON, not a valid event or record,
 an event the archive must refuse, events that no longer fold into a valid
-record, or a row SQLite refuses on its own) is copied to the dead-letter
+record, or a row the database refuses on its own) is copied to the dead-letter
 stream with the reason and then acked, so it is kept for a human but never
 blocks the stream. Failures of Redis or of the disk as a whole are not the
 entry's fault: those entries stay pending and the loop retries with backoff.
@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,25 +162,29 @@ class Archiver:
     def _store(self, batch: list[list[RecordEvent]]) -> tuple[Stored, list[tuple[int, str]]]:
         """Store the batch; if the archive refuses it, find the entries it refuses alone.
 
-        OperationalError (locked, disk full, I/O) is about the database, not an
-        entry: it propagates so nothing is acked and the batch is retried.
+        A transient database error (SQLite's OperationalError: locked, disk
+        full, I/O; PostgreSQL's: server down, connection lost, disk full) is
+        about the database, not an entry: it propagates so nothing is acked
+        and the batch is retried.
         """
         if not batch:
             return Stored(), []
+        transient, db_errors = self.archive.transient_errors, self.archive.db_errors
+        faults: tuple[type[Exception], ...] = (*db_errors, ValueError, TypeError)
         try:
             return self.archive.add_events(ev for evs in batch for ev in evs), []
-        except sqlite3.OperationalError:
+        except transient:
             raise
-        except (sqlite3.Error, ValueError, TypeError):
+        except faults:
             pass  # some entry in the batch is at fault: find which, one by one
         stored = Stored()
         refused: list[tuple[int, str]] = []
         for i, evs in enumerate(batch):
             try:
                 stored.add(self.archive.add_events(evs))
-            except sqlite3.OperationalError:
+            except transient:
                 raise
-            except (sqlite3.Error, ValueError, TypeError) as e:
+            except faults as e:
                 refused.append((i, str(e) if isinstance(e, ValueError) else repr(e)))
         return stored, refused
 
@@ -297,13 +300,19 @@ def _errors(e: ValidationError) -> str:
 
 
 async def run(
-    cfg_redis_url: str, key_prefix: str, db_path: str | os.PathLike[str], stop_event: asyncio.Event,
+    cfg_redis_url: str,
+    key_prefix: str,
+    db: str | os.PathLike[str],
+    stop_event: asyncio.Event,
+    *,
+    password_file: str | os.PathLike[str] | None = None,
     **redis_kwargs: Any,
 ) -> Stats:
-    """`redis_kwargs`: the ACL login and TLS settings (ari_app.config.secure.redis_kwargs)."""
+    """`db`: the archive's path or URL (records/backend.py); `redis_kwargs`: the ACL
+    login and TLS settings (ari_app.config.secure.redis_kwargs)."""
+    archive = Archive(db, password_file=password_file)
     client = aioredis.Redis.from_url(cfg_redis_url, socket_connect_timeout=5, socket_timeout=30,
                                      **redis_kwargs)
-    archive = Archive(db_path)
     try:
         return await Archiver(client, key_prefix, archive).run_forever(stop_event)
     finally:

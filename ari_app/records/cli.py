@@ -17,12 +17,54 @@ from pathlib import Path
 from typing import TextIO
 
 from ari_app.records.archive import Archive, ArchiveError
+from ari_app.records.backend import PASSWORD_FILE_ENV, exists, parse_target
 
 DEFAULT_DB = "var/archive.sqlite3"
+DB_HELP = ("archive: a path, sqlite:///path or postgresql://user@host:port/db "
+           "(env HOTLINE_ARCHIVE, else the config's archive.url)")
 
 
-def default_db() -> str:
-    return os.environ.get("HOTLINE_ARCHIVE", DEFAULT_DB)
+def default_db() -> str | None:
+    return os.environ.get("HOTLINE_ARCHIVE")
+
+
+def add_db_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=default_db(), help=DB_HELP)
+    p.add_argument("--db-password-file", metavar="FILE",
+                   help=f"PostgreSQL password, one line (env {PASSWORD_FILE_ENV}, else the "
+                        "config's archive.password_file, else libpq's PGPASSFILE)")
+
+
+def resolve_db(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(archive path or URL, password file or None): the flags, the environment,
+    then the config (when one loads), then var/archive.sqlite3."""
+    spec, pw = getattr(args, "db", None), getattr(args, "db_password_file", None)
+    pw = pw or os.environ.get(PASSWORD_FILE_ENV)
+    if spec and pw:
+        return spec, pw
+    try:
+        from ari_app.config import load_config
+
+        cfg = load_config(getattr(args, "config", None))
+    except Exception:  # noqa: BLE001 - no readable config: the defaults
+        return spec or DEFAULT_DB, pw
+    if not pw and cfg.archive.password_file is not None:
+        pw = str(cfg.resolve(cfg.archive.password_file))
+    return spec or cfg.archive.url, pw
+
+
+def open_archive(args: argparse.Namespace, *, must_exist: bool) -> Archive | None:
+    """The archive the arguments name; None (after saying why) if there is none."""
+    spec, pw = resolve_db(args)
+    try:
+        target = parse_target(spec)
+        if must_exist and not exists(target):
+            _err(f"{target.shown}: no archive there")
+            return None
+        return Archive(spec, password_file=pw)
+    except ArchiveError as e:
+        _err(str(e))
+        return None
 
 
 def default_tz() -> str | None:
@@ -63,16 +105,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="write the calls' events (JSONL) instead of their folded records")
     ex.add_argument("--out", help="file to write (default: standard output)")
     ex.add_argument("--tz", default=default_tz(), help="time zone of the dates (env HOTLINE_TZ)")
-    ex.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
+    add_db_arguments(ex)
     ex.set_defaults(func=cmd_export)
 
     im = rsub.add_parser("import", help="import a JSONL file of records or events, all or nothing")
     im.add_argument("file", help="records (schema 1 or 2) and/or events, one JSON object a line")
-    im.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
+    add_db_arguments(im)
     im.set_defaults(func=cmd_import)
 
     ar = sub.add_parser("archiver", help="move call records from Redis into the archive")
-    ar.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
+    add_db_arguments(ar)
     ar.set_defaults(func=cmd_archiver)
 
 
@@ -90,9 +132,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.events and args.format != "jsonl":
         _err("--events writes JSONL only (one event a line); drop --format csv")
         return 2
-    if not Path(args.db).exists():
-        _err(f"{args.db}: no archive there")
-        return 1
     args.tz = resolve_tz(args)
     try:
         start, end = Period(args.date_from, args.date_to, args.tz).utc_bounds()
@@ -104,14 +143,18 @@ def cmd_export(args: argparse.Namespace) -> int:
             return export_events(archive, start, end, out)
         return export(archive, start, end, args.format, out)
 
+    opened = open_archive(args, must_exist=True)
+    if opened is None:
+        return 1
+    failures: tuple[type[Exception], ...] = (ArchiveError, OSError, *opened.db_errors)
     try:
-        with Archive(args.db) as archive:
+        with opened as archive:
             if args.out:
                 with open(args.out, "w", encoding="utf-8", newline="") as f:
                     n = write(archive, f)
             else:
                 n = write(archive, sys.stdout)
-    except (ArchiveError, OSError) as e:
+    except failures as e:
         _err(str(e))
         return 1
     print(f"exported {n} {'events' if args.events else 'records'}", file=sys.stderr)
@@ -124,10 +167,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not Path(args.file).is_file():
         _err(f"{args.file}: no such file")
         return 1
+    opened = open_archive(args, must_exist=False)
+    if opened is None:
+        return 1
+    failures: tuple[type[Exception], ...] = (ArchiveError, OSError, *opened.db_errors)
     try:
-        with Archive(args.db) as archive:
+        with opened as archive:
             res = import_jsonl(archive, args.file)
-    except (ArchiveError, OSError) as e:
+    except failures as e:
         _err(str(e))
         return 1
     if res.refused:
@@ -150,6 +197,7 @@ def cmd_archiver(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as e:
         _err(str(e))
         return 1
+    spec, pw = resolve_db(args)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -157,7 +205,7 @@ def cmd_archiver(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        await run(cfg.redis.url, cfg.redis.key_prefix, args.db, stop, **login)
+        await run(cfg.redis.url, cfg.redis.key_prefix, spec, stop, password_file=pw, **login)
 
     try:
         asyncio.run(main())

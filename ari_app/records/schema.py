@@ -12,9 +12,12 @@ facts about the call, not report policy (docs/records.md).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ari_app.records.backend import POSTGRESQL, SQLITE
 from ari_app.records.events import RecordEvent, diff
 from ari_app.records.model import CallRecord, Outcome, seconds_between
 
@@ -110,6 +113,28 @@ _DDL_V2 = [
 # when it applies version 2 (that part needs the fold's own code, not SQL).
 MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2}
 
+
+def _pg_ddl(stmt: str) -> str:
+    """SQLite's DDL in PostgreSQL's types. Text compares bytewise ("C"), as in
+    SQLite: ISO times and ids must sort and range-compare the same on both,
+    whatever the database's default collation."""
+    stmt = re.sub(r"\bREAL\b", "DOUBLE PRECISION", stmt)
+    return re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', stmt)
+
+
+# The same versions on PostgreSQL: one migration list, two spellings.
+PG_MIGRATIONS: dict[int, list[str]] = {
+    v: [_pg_ddl(s) for s in stmts] for v, stmts in MIGRATIONS.items()
+}
+SCHEMA_VERSION_DDL = (
+    "CREATE TABLE IF NOT EXISTS schema_version "
+    "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+)
+
+
+def migrations(dialect: str) -> dict[int, list[str]]:
+    return PG_MIGRATIONS if dialect == POSTGRESQL else MIGRATIONS
+
 # Column names below come from the constants above, never from input.
 _COLS = ", ".join(ALL_COLUMNS)
 UPSERT_CALL = (
@@ -127,6 +152,12 @@ INSERT_EVENT = (
     f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 )
+# PostgreSQL's spelling: only a repeated event id is ignored (what OR IGNORE
+# meets in practice; any other violation is the entry's fault on both).
+PG_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
+)
 SELECT_CALL_EVENTS = (
     "SELECT event_id, call_id, seq, at, kind, source, data FROM events WHERE call_id = ?"
 )
@@ -138,6 +169,23 @@ SELECT_EVENTS_RANGE = (
     "ORDER BY c.arrived_at, c.call_id, e.source != 'call', "
     "CASE WHEN e.source = 'call' THEN e.seq END, e.at, e.event_id"
 )
+PG_SELECT_EVENTS_RANGE = SELECT_EVENTS_RANGE.replace(" INDEXED BY calls_arrived", "")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The statements that differ between the two archives."""
+
+    name: str
+    insert_event: str
+    select_events_range: str
+    begin: str  # SQLite takes the write lock at BEGIN, so two writers never deadlock
+
+
+DIALECTS = {
+    SQLITE: Dialect(SQLITE, INSERT_EVENT, SELECT_EVENTS_RANGE, "BEGIN IMMEDIATE"),
+    POSTGRESQL: Dialect(POSTGRESQL, PG_INSERT_EVENT, PG_SELECT_EVENTS_RANGE, "BEGIN"),
+}
 
 
 def is_answered(rec: CallRecord) -> bool:

@@ -7,8 +7,8 @@ import re
 import sys
 from pathlib import Path
 
-from ari_app.records.archive import Archive, ArchiveError
-from ari_app.records.cli import _date, default_db, default_tz, resolve_tz
+from ari_app.records.archive import ArchiveError
+from ari_app.records.cli import _date, add_db_arguments, default_tz, open_archive, resolve_tz
 
 
 def _month(s: str) -> str:
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--out", help="file to write (default: standard output)")
     p.add_argument("--charts", metavar="DIR", help="also write PNG charts into DIR")
-    p.add_argument("--db", default=default_db(), help="archive (env HOTLINE_ARCHIVE)")
+    add_db_arguments(p)
     p.add_argument("--sla-seconds", type=float, default=20.0, help="service level threshold")
     p.add_argument("--top", type=int, default=4, help="entities named in the statement")
     p.add_argument("--tz", default=default_tz(),
@@ -72,9 +72,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as e:
         print(f"hotline: bad period or time zone: {e}", file=sys.stderr)
         return 2
-    if not Path(args.db).exists():
-        print(f"hotline: {args.db}: no archive there", file=sys.stderr)
-        return 1
     names, other = _names_and_other(getattr(args, "config", None))
     q = Query(
         period=period,
@@ -85,10 +82,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         top=args.top,
         other_ids=other,
     )
+    opened = open_archive(args, must_exist=True)
+    if opened is None:
+        return 1
+    failures: tuple[type[Exception], ...] = (ArchiveError, *opened.db_errors)
     try:
-        with Archive(args.db) as archive:
+        with opened as archive:
             report = compute(archive.db, q)
-    except ArchiveError as e:
+    except failures as e:
         print(f"hotline: {e}", file=sys.stderr)
         return 1
     text = {

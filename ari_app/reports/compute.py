@@ -1,4 +1,5 @@
-"""Report figures, computed as SQL aggregates so a year (4M calls) stays feasible.
+"""Report figures, computed as SQL aggregates so a year (4M calls) stays feasible,
+on either archive (SQLite or PostgreSQL: the same passes, each in its own SQL).
 
 Every figure is built from additive sums (`Sums`) so that SQLite only has to
 group by the UTC hour (and, in a second pass, by entity x site x language x
@@ -12,13 +13,13 @@ change them there and here together.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ari_app.records.backend import POSTGRESQL, Connection, dialect_of
 from ari_app.records.model import Outcome, iso, parse_iso
 from ari_app.records.period import Period as Period
 
@@ -106,6 +107,27 @@ _SUMS_SQL = """
     TOTAL(CASE WHEN answered THEN talk_seconds END),
     SUM(answered AND talk_seconds IS NOT NULL AND wrapup_seconds IS NOT NULL),
     TOTAL(CASE WHEN answered AND talk_seconds IS NOT NULL THEN wrapup_seconds END)
+"""
+# The same sums in PostgreSQL, which has no TOTAL() and no integer AND:
+# COUNT(*) FILTER counts where SQLite's SUM(condition) adds 1 per true
+# (a NULL condition counts in neither), COALESCE(SUM(x), 0) is TOTAL(x).
+_PG_SUMS_SQL = """
+    COUNT(*),
+    COUNT(*) FILTER (WHERE queue_joined_at IS NOT NULL),
+    COALESCE(SUM(answered), 0),
+    COUNT(*) FILTER (WHERE answered <> 0 AND speed_of_answer IS NOT NULL),
+    COALESCE(SUM(speed_of_answer) FILTER (WHERE answered <> 0), 0),
+    COUNT(*) FILTER (WHERE answered <> 0 AND speed_of_answer <= :sla),
+    COUNT(*) FILTER (WHERE outcome = 'abandoned_in_menu'),
+    COUNT(*) FILTER (WHERE outcome = 'abandoned_in_queue'),
+    COUNT(*) FILTER (WHERE outcome = 'abandoned_in_queue' AND queue_seconds <= :sla),
+    COUNT(*) FILTER (WHERE answered = 0 AND queue_joined_at IS NOT NULL
+                     AND queue_seconds > :sla),
+    COUNT(*) FILTER (WHERE answered <> 0 AND talk_seconds IS NOT NULL),
+    COALESCE(SUM(talk_seconds) FILTER (WHERE answered <> 0), 0),
+    COUNT(*) FILTER (WHERE answered <> 0 AND talk_seconds IS NOT NULL
+                     AND wrapup_seconds IS NOT NULL),
+    COALESCE(SUM(wrapup_seconds) FILTER (WHERE answered <> 0 AND talk_seconds IS NOT NULL), 0)
 """
 _NSUMS = len(fields(Sums))
 
@@ -212,12 +234,16 @@ def _windows(start: str, end: str) -> Iterable[tuple[str, str]]:
 
 
 def _grouped(
-    db: sqlite3.Connection, keys: Sequence[str], where: str, params: dict[str, Any]
+    db: Connection, keys: Sequence[str], where: str, params: dict[str, Any]
 ) -> Iterable[tuple[tuple[Any, ...], Sums]]:
     # keys and where are built from fixed column names only; values are bound.
     n = len(keys)
+    if dialect_of(db) == POSTGRESQL:
+        source, sums = "calls", _PG_SUMS_SQL  # its planner picks the index itself
+    else:
+        source, sums = "calls INDEXED BY calls_arrived", _SUMS_SQL
     sql = (
-        f"SELECT {', '.join(keys)}, {_SUMS_SQL} FROM calls INDEXED BY calls_arrived "  # noqa: S608
+        f"SELECT {', '.join(keys)}, {sums} FROM {source} "  # noqa: S608
         f"WHERE {where} GROUP BY {', '.join(str(i + 1) for i in range(n))}"
     )
     for row in db.execute(sql, params):
@@ -228,7 +254,7 @@ def _ranked(acc: dict[str, Sums]) -> list[Keyed]:
     return sorted((Keyed(k, s) for k, s in acc.items()), key=lambda k: (-k.sums.calls, k.key))
 
 
-def compute(db: sqlite3.Connection, q: Query) -> Report:
+def compute(db: Connection, q: Query) -> Report:
     """Two grouped passes per window: by UTC hour (time series) and by
     entity x site x language x outcome (a few hundred groups), rolled up here.
     """

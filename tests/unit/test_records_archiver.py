@@ -15,6 +15,7 @@ from ari_app.records.archive import ALL_COLUMNS, RECORD_COLUMNS, Archive
 from ari_app.records.archiver import GROUP, Archiver, decode, run
 from ari_app.records.model import CallRecord, Outcome
 from ari_app.records.stream import Published, RecordStream, dead_key, records_key
+from tests.unit.conftest import NewArchive
 
 
 def rec(i: int, outcome: Outcome | None = Outcome.ANSWERED, **kw: object) -> CallRecord:
@@ -40,8 +41,8 @@ async def r(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> Iterator[Archive]:
-    a = Archive(tmp_path / "archive.sqlite3")
+def archive(new_archive: NewArchive, tmp_path: Path) -> Iterator[Archive]:
+    a = Archive(new_archive("archive"))
     yield a
     a.close()
 
@@ -64,7 +65,7 @@ def test_every_record_field_has_an_archive_column() -> None:
 
 
 async def test_a_record_of_each_outcome_reaches_the_archive(
-    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path
+    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path,
 ) -> None:
     stream = RecordStream(r, prefix, spool_path=tmp_path / "spool.jsonl")
     for i, o in enumerate(Outcome):
@@ -82,7 +83,7 @@ async def test_a_record_of_each_outcome_reaches_the_archive(
 
 
 async def test_the_same_record_twice_is_archived_once(
-    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path
+    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path,
 ) -> None:
     stream = RecordStream(r, prefix, spool_path=tmp_path / "spool.jsonl")
     first = rec(1, talk_seconds=10.0)
@@ -99,7 +100,7 @@ async def test_the_same_record_twice_is_archived_once(
 
 
 async def test_stopping_mid_stream_loses_nothing_and_it_catches_up(
-    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path
+    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path,
 ) -> None:
     stream = RecordStream(r, prefix, spool_path=tmp_path / "spool.jsonl")
     for i in range(300):
@@ -129,7 +130,7 @@ async def test_stopping_mid_stream_loses_nothing_and_it_catches_up(
 
 
 async def test_bad_entries_go_to_dead_letter_and_do_not_block(
-    r: aioredis.Redis, prefix: str, archive: Archive
+    r: aioredis.Redis, prefix: str, archive: Archive,
 ) -> None:
     key = records_key(prefix)
     await r.xadd(key, {"record": b"{not json"})
@@ -151,11 +152,13 @@ async def test_bad_entries_go_to_dead_letter_and_do_not_block(
     assert (await r.xpending(key, GROUP))["pending"] == 0
 
 
-async def test_run_entry_point_stops_on_event(redis_url: str, prefix: str, tmp_path: Path) -> None:
+async def test_run_entry_point_stops_on_event(
+    new_archive: NewArchive, redis_url: str, prefix: str, tmp_path: Path,
+) -> None:
     r = aioredis.Redis.from_url(redis_url)
     await RecordStream(r, prefix, spool_path=tmp_path / "s.jsonl").publish(rec(1))
     stop = asyncio.Event()
-    db = tmp_path / "a.sqlite3"
+    db = new_archive("a")
     task = asyncio.create_task(run(redis_url, prefix, db, stop))
     with Archive(db) as archive:
         await wait_count(archive, 1)
@@ -165,11 +168,13 @@ async def test_run_entry_point_stops_on_event(redis_url: str, prefix: str, tmp_p
     await r.aclose()
 
 
-async def test_archiver_survives_redis_being_unreachable(tmp_path: Path, prefix: str) -> None:
+async def test_archiver_survives_redis_being_unreachable(
+    new_archive: NewArchive, tmp_path: Path, prefix: str,
+) -> None:
     from tests.unit.test_records_stream import closed_port
 
     r = aioredis.Redis.from_url(f"redis://127.0.0.1:{closed_port()}/0")
-    with Archive(tmp_path / "a.sqlite3") as archive:
+    with Archive(new_archive("a")) as archive:
         stop = asyncio.Event()
         a = Archiver(r, prefix, archive, block_ms=10)
         task = asyncio.create_task(a.run_forever(stop))
@@ -181,7 +186,7 @@ async def test_archiver_survives_redis_being_unreachable(tmp_path: Path, prefix:
 
 
 async def test_trim_drops_only_acked_entries_past_retention(
-    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path
+    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path,
 ) -> None:
     stream = RecordStream(r, prefix, spool_path=tmp_path / "spool.jsonl")
     for i in range(30):
@@ -205,7 +210,7 @@ async def test_trim_drops_only_acked_entries_past_retention(
 
 
 async def test_events_and_a_late_tag_delivered_twice_change_the_call_once(
-    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path
+    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path,
 ) -> None:
     from ari_app.records.events import late_fact
     from tests.unit.test_records_equality import BY_ID, as_call_emits
@@ -234,7 +239,7 @@ async def test_events_and_a_late_tag_delivered_twice_change_the_call_once(
 
 
 async def test_redelivered_events_after_a_crash_before_ack_add_nothing(
-    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path
+    r: aioredis.Redis, prefix: str, archive: Archive, tmp_path: Path,
 ) -> None:
     """An archiver committed a batch and died before XACK: another one claims the
     entries and stores them again; the archive ends exactly as before."""
@@ -267,7 +272,7 @@ async def test_redelivered_events_after_a_crash_before_ack_add_nothing(
 
 
 async def test_bad_events_go_to_dead_letter_with_the_reason(
-    r: aioredis.Redis, prefix: str, archive: Archive
+    r: aioredis.Redis, prefix: str, archive: Archive,
 ) -> None:
     from ari_app.records.events import Recorder
 

@@ -28,6 +28,7 @@ from ari_app.records.events import Recorder, RecordEvent, fold
 from ari_app.records.model import CallRecord, Consult, Offer, QueueStint
 from ari_app.records.stream import Published, RecordStream
 from ari_app.reports import cli as reports_cli
+from tests.unit.conftest import NewArchive
 from tests.unit.test_reports_compute import CALLS
 
 MORE: list[dict[str, Any]] = [
@@ -209,12 +210,12 @@ async def drain(r: aioredis.Redis, prefix: str, archive: Archive) -> Archiver:
     return a
 
 
-def report_json(db: Path, tmp_path: Path) -> dict[str, Any]:
+def report_json(db: str, tmp_path: Path) -> dict[str, Any]:
     """`hotline report --format json` for March, as the CLI writes it."""
     p = argparse.ArgumentParser(prog="hotline")
     p.add_argument("--config")
     reports_cli.register(p.add_subparsers(dest="cmd", required=True))
-    out = tmp_path / f"{db.stem}.json"
+    out = tmp_path / f"{uuid.uuid4().hex}.json"
     args = p.parse_args(["report", "--month", "2025-03", "--format", "json", "--tz", "UTC",
                          "--db", str(db), "--out", str(out)])  # fmt: skip
     assert args.func(args) == 0
@@ -223,7 +224,7 @@ def report_json(db: Path, tmp_path: Path) -> dict[str, Any]:
     return d
 
 
-def calls_rows(db: Path) -> dict[str, tuple[Any, ...]]:
+def calls_rows(db: str) -> dict[str, tuple[Any, ...]]:
     """Every column but when it was written and the record's schema version."""
     skip = {"archived_at", "schema_version"}
     cols = [c for c in ALL_COLUMNS if c not in skip]
@@ -233,9 +234,9 @@ def calls_rows(db: Path) -> dict[str, tuple[Any, ...]]:
 
 
 async def test_v1_records_and_v2_events_give_the_identical_report(
-    r: aioredis.Redis, tmp_path: Path
+    new_archive: NewArchive, r: aioredis.Redis, tmp_path: Path,
 ) -> None:
-    v1_db, v2_db = tmp_path / "v1.sqlite3", tmp_path / "v2.sqlite3"
+    v1_db, v2_db = new_archive("v1"), new_archive("v2")
 
     p1 = f"t{uuid.uuid4().hex[:10]}"
     s1 = RecordStream(r, p1, spool_path=tmp_path / "s1.jsonl")
@@ -280,22 +281,25 @@ def test_the_same_events_in_any_order_fold_to_the_same_record() -> None:
             assert fold(events) == final
 
 
-async def test_stream_delivery_order_does_not_matter(tmp_path: Path) -> None:
+async def test_stream_delivery_order_does_not_matter(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
     """Events stored in any order (one call's later steps before its arrival)
     end in the same row; the row appears once the arrival is there."""
     final = BY_ID["t1"]  # transferred, three offers
     events = as_call_emits(final)
-    with Archive(tmp_path / "a.sqlite3") as a:
+    a_db, b_db = new_archive("a"), new_archive("b")
+    with Archive(a_db) as a:
         late_first = list(reversed(events))
         stored = a.add_events(late_first[:-1])  # everything but the arrival
         assert (stored.new, stored.rows, stored.waiting) == (len(events) - 1, 0, 1)
         assert not a.has(final.call_id)
         stored = a.add_events(late_first[-1:])
         assert (stored.new, stored.rows) == (1, 1)
-        with Archive(tmp_path / "b.sqlite3") as b:
+        with Archive(b_db) as b:
             for ev in events:
                 b.add_events([ev])
-            assert calls_rows(tmp_path / "a.sqlite3") == calls_rows(tmp_path / "b.sqlite3")
+            assert calls_rows(a_db) == calls_rows(b_db)
 
 
 

@@ -3,7 +3,6 @@ events it must refuse, and the upgrade of a version 1 archive."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,10 @@ from ari_app.records.schema import (
     ALL_COLUMNS,
     DERIVED_COLUMNS,
     JSON_COLUMNS_V1,
-    MIGRATIONS,
     SCALAR_COLUMNS_V1,
     to_row,
 )
+from tests.unit.conftest import NewArchive
 from tests.unit.test_records_equality import BY_ID, as_call_emits
 
 
@@ -33,10 +32,12 @@ def tagged(call_id: str, reason: str, detail: str | None = None) -> RecordEvent:
     return late_fact(call_id, "tagged", "desktop", fields)
 
 
-def test_a_late_fact_after_ended_updates_the_call_exactly_once(tmp_path: Path) -> None:
+def test_a_late_fact_after_ended_updates_the_call_exactly_once(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
     events = as_call_emits(BY_ID["t4"])
     assert events[-1].kind == "ended"
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         a.add_events(events)
         assert row(a, "t4", "reason", "outcome") == (None, "answered")
         first_write = row(a, "t4", "archived_at")
@@ -57,23 +58,23 @@ def test_a_late_fact_after_ended_updates_the_call_exactly_once(tmp_path: Path) -
                             ).fetchone()[0] == 1
 
 
-def test_the_later_of_two_tags_wins_whatever_order_they_arrive(tmp_path: Path) -> None:
+def test_the_later_of_two_tags_wins_whatever_order_they_arrive(new_archive: NewArchive) -> None:
     base = as_call_emits(BY_ID["t1"])
     first = tagged("t1", "enquiry").model_copy(update={"at": "2025-03-04T09:06:00.000Z"})
     second = tagged("t1", "complaint").model_copy(update={"at": "2025-03-04T09:07:00.000Z"})
     for name, order in (("a", [first, second]), ("b", [second, first])):
-        with Archive(tmp_path / f"{name}.sqlite3") as a:
+        with Archive(new_archive(name)) as a:
             a.add_events(base)
             for ev in order:
                 a.add_events([ev])
             assert row(a, "t1", "reason") == ("complaint",), name
 
 
-def test_a_late_fact_before_the_call_waits_for_it(tmp_path: Path) -> None:
+def test_a_late_fact_before_the_call_waits_for_it(new_archive: NewArchive, tmp_path: Path) -> None:
     """A tag that overtakes the call's own events is kept; the row, when it
     appears, has it."""
     events = as_call_emits(BY_ID["t3"])
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         stored = a.add_events([tagged("t3", "wrong_number")])
         assert (stored.new, stored.rows, stored.waiting) == (1, 0, 1)
         assert a.count() == 0 and a.count_events() == 1
@@ -81,9 +82,9 @@ def test_a_late_fact_before_the_call_waits_for_it(tmp_path: Path) -> None:
         assert row(a, "t3", "reason", "outcome") == ("wrong_number", "abandoned_in_queue")
 
 
-def test_a_late_fact_folds_onto_a_v1_record(tmp_path: Path) -> None:
+def test_a_late_fact_folds_onto_a_v1_record(new_archive: NewArchive, tmp_path: Path) -> None:
     rec = BY_ID["c4"].model_copy(update={"schema_version": 1})
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         assert a.insert([rec]) == 1
         assert a.insert([rec.model_copy(update={"talk_seconds": 9.0})]) == 0  # first wins
         a.add_events([tagged("c4", "callback_request")])
@@ -93,10 +94,10 @@ def test_a_late_fact_folds_onto_a_v1_record(tmp_path: Path) -> None:
 
 
 def test_the_archive_refuses_what_it_could_not_fold_and_keeps_nothing_of_it(
-    tmp_path: Path,
+    new_archive: NewArchive, tmp_path: Path,
 ) -> None:
     events = as_call_emits(BY_ID["t2"])
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         a.add_events(events)
         before = (a.count_events(), row(a, "t2", "outcome", "archived_at"))
         bad_value = RecordEvent(id="t2:99", call_id="t2", seq=99, at="2025-03-04T10:01:00.000Z",
@@ -135,26 +136,25 @@ def test_record_to_events_folds_back_to_the_record() -> None:
         assert fold(record_to_events(rec)) == rec
 
 
-def v1_archive(path: Path, records: list[CallRecord]) -> None:
-    """An archive exactly as version 1 of this program left it."""
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE schema_version "
-               "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-    for stmt in MIGRATIONS[1]:
-        db.execute(stmt)
-    db.execute("INSERT INTO schema_version VALUES (1, '2025-01-01T00:00:00.000Z')")
-    cols = ([c for c, _ in SCALAR_COLUMNS_V1] + list(JSON_COLUMNS_V1)
-            + [c for c, _ in DERIVED_COLUMNS])
-    for rec in records:
-        full = dict(zip(ALL_COLUMNS, to_row(rec, "2025-03-31T00:00:00.000Z"), strict=True))
-        db.execute(f"INSERT INTO calls ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                   [full[c] for c in cols])
-    db.commit()
-    db.close()
+def v1_archive(spec: str, records: list[CallRecord]) -> None:
+    """An archive exactly as version 1 of this program left it (on either backend:
+    the same versioned migrations, stopped at 1)."""
+    with Archive(spec, upto=1) as a, a.transaction():
+        assert a.version() == 1
+        a.db.execute("UPDATE schema_version SET applied_at = '2025-01-01T00:00:00.000Z'")
+        cols = ([c for c, _ in SCALAR_COLUMNS_V1] + list(JSON_COLUMNS_V1)
+                + [c for c, _ in DERIVED_COLUMNS])
+        for rec in records:
+            full = dict(zip(ALL_COLUMNS, to_row(rec, "2025-03-31T00:00:00.000Z"), strict=True))
+            a.db.execute(
+                f"INSERT INTO calls ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [full[c] for c in cols])
 
 
-def test_a_version_1_archive_upgrades_in_place_and_takes_late_facts(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
+def test_a_version_1_archive_upgrades_in_place_and_takes_late_facts(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
+    path = new_archive("old")
     old = [BY_ID[c].model_copy(update={"schema_version": 1}) for c in ("c1", "c4", "c8", "t1")]
     v1_archive(path, old)
     with Archive(path) as a:
@@ -179,34 +179,36 @@ def test_a_version_1_archive_upgrades_in_place_and_takes_late_facts(tmp_path: Pa
 
 
 def test_a_step_that_changed_nothing_is_kept_but_does_not_rewrite_the_row(
-    tmp_path: Path,
+    new_archive: NewArchive, tmp_path: Path,
 ) -> None:
     events = as_call_emits(BY_ID["c6"])
     last = events[-1]
     idle = last.model_copy(update={"id": f"c6:{last.seq + 1}", "seq": last.seq + 1,
                                    "kind": "menu", "data": {}})
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         a.add_events(events)
         stored = a.add_events([idle])
         assert (stored.new, stored.rows) == (1, 0)
         assert a.count_events() == len(events) + 1
 
 
-def test_a_v1_record_after_its_late_fact_still_gets_it(tmp_path: Path) -> None:
+def test_a_v1_record_after_its_late_fact_still_gets_it(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
     rec = BY_ID["c2"].model_copy(update={"schema_version": 1})
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         a.add_events([tagged("c2", "enquiry")])
         assert a.insert([rec]) == 1
         assert row(a, "c2", "reason", "talk_seconds") == ("enquiry", 200.0)
 
 
-def test_a_row_todays_model_refuses_does_not_stop_the_upgrade(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
+def test_a_row_todays_model_refuses_does_not_stop_the_upgrade(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
+    path = new_archive("old")
     v1_archive(path, [BY_ID["c1"], BY_ID["c2"]])
-    db = sqlite3.connect(path)
-    db.execute("UPDATE calls SET outcome = 'lost' WHERE call_id = 'c2'")  # SQLite took it once
-    db.commit()
-    db.close()
+    with Archive(path, upto=1) as old:  # the database took it once
+        old.db.execute("UPDATE calls SET outcome = 'lost' WHERE call_id = 'c2'")
     with Archive(path) as a:
         assert a.version() == 2 and a.count_events() == 2 and a.count() == 2
         with pytest.raises(FoldError, match="outcome"):  # only its own later fold is refused

@@ -14,6 +14,7 @@ from ari_app.records import cli as records_cli
 from ari_app.records.archive import ALL_COLUMNS, Archive
 from ari_app.records.io import CSV_COLUMNS, export, import_jsonl
 from ari_app.records.model import CallRecord, Outcome, QueueStint
+from tests.unit.conftest import NewArchive
 
 
 def rec(i: int, day: int = 1) -> CallRecord:
@@ -33,9 +34,9 @@ def write_jsonl(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def test_import_twice_adds_nothing(tmp_path: Path) -> None:
+def test_import_twice_adds_nothing(new_archive: NewArchive, tmp_path: Path) -> None:
     f = write_jsonl(tmp_path / "in.jsonl", [rec(i).model_dump_json() for i in range(20)] + [""])
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         first = import_jsonl(a, f)
         assert (first.imported, first.duplicates, first.lines) == (20, 0, 20)
         second = import_jsonl(a, f)
@@ -43,7 +44,7 @@ def test_import_twice_adds_nothing(tmp_path: Path) -> None:
         assert a.count() == 20
 
 
-def test_a_file_with_bad_lines_is_refused_whole(tmp_path: Path) -> None:
+def test_a_file_with_bad_lines_is_refused_whole(new_archive: NewArchive, tmp_path: Path) -> None:
     lines = [rec(i).model_dump_json() for i in range(6)]
     lines[1] = '{"call_id": "x"}'  # line 2: no arrived_at
     lines[3] = "not json at all"  # line 4
@@ -51,7 +52,7 @@ def test_a_file_with_bad_lines_is_refused_whole(tmp_path: Path) -> None:
         rec(4).model_dump_json().replace('"outcome":"abandoned_in_queue"', '"outcome":"lost"')
     )
     f = write_jsonl(tmp_path / "bad.jsonl", lines)
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         res = import_jsonl(a, f)
         assert res.refused and res.imported == 0 and a.count() == 0
     assert [b.line for b in res.bad] == [2, 4, 5]
@@ -59,8 +60,10 @@ def test_a_file_with_bad_lines_is_refused_whole(tmp_path: Path) -> None:
     assert "outcome" in res.bad[2].reason
 
 
-def test_export_jsonl_round_trips_and_csv_has_one_column_per_field(tmp_path: Path) -> None:
-    with Archive(tmp_path / "a.sqlite3") as a:
+def test_export_jsonl_round_trips_and_csv_has_one_column_per_field(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
+    with Archive(new_archive("a")) as a:
         a.insert([rec(1, day=1), rec(2, day=2), rec(3, day=3)])
         buf = io.StringIO()
         n = export(a, "2025-03-02T00:00:00.000Z", "2025-03-03T00:00:00.000Z", "jsonl", buf)
@@ -82,8 +85,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def test_cli_import_then_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = str(tmp_path / "a.sqlite3")
+def test_cli_import_then_export(
+    new_archive: NewArchive, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    db = new_archive("a")
     f = write_jsonl(tmp_path / "in.jsonl", [rec(i).model_dump_json() for i in range(3)])
     args = parser().parse_args(["records", "import", str(f), "--db", db])
     assert args.func(args) == 0
@@ -108,12 +113,14 @@ def test_cli_import_then_export(tmp_path: Path, capsys: pytest.CaptureFixture[st
 # -- events and version 2 ------------------------------------------------------
 
 
-def test_events_export_and_import_rebuild_the_same_archive(tmp_path: Path) -> None:
+def test_events_export_and_import_rebuild_the_same_archive(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
     from ari_app.records.events import late_fact
     from ari_app.records.io import export_events
     from tests.unit.test_records_equality import ALL, as_call_emits, calls_rows
 
-    src, dst = tmp_path / "src.sqlite3", tmp_path / "dst.sqlite3"
+    src, dst = new_archive("src"), new_archive("dst")
     with Archive(src) as a:
         for r in ALL:
             a.add_events(as_call_emits(r))
@@ -146,7 +153,9 @@ def test_events_export_and_import_rebuild_the_same_archive(tmp_path: Path) -> No
     assert calls_rows(dst)["t4"][ALL_COLUMNS.index("reason") - 1] == "complaint"
 
 
-def test_import_detects_v1_records_v2_records_and_events_per_line(tmp_path: Path) -> None:
+def test_import_detects_v1_records_v2_records_and_events_per_line(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
     from ari_app.records.events import late_fact
 
     v1 = rec(1).model_copy(update={"schema_version": 1})
@@ -157,7 +166,7 @@ def test_import_detects_v1_records_v2_records_and_events_per_line(tmp_path: Path
                                                     "consults")}).replace("io-1", "io-3"),
              v2.model_dump_json(), tag.model_dump_json()]  # fmt: skip
     f = write_jsonl(tmp_path / "mixed.jsonl", lines)
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         res = import_jsonl(a, f)
         assert (res.imported, res.lines, res.refused) == (4, 4, False)
         got = dict(a.db.execute("SELECT call_id, reason FROM calls").fetchall())
@@ -166,7 +175,9 @@ def test_import_detects_v1_records_v2_records_and_events_per_line(tmp_path: Path
                             ).fetchone() == (1,)
 
 
-def test_a_file_with_bad_events_is_refused_whole_naming_each_line(tmp_path: Path) -> None:
+def test_a_file_with_bad_events_is_refused_whole_naming_each_line(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
     from ari_app.records.events import Recorder
 
     r = Recorder(CallRecord(call_id="io-7", arrived_at="2025-03-01T10:00:00.000Z"))
@@ -182,7 +193,7 @@ def test_a_file_with_bad_events_is_refused_whole_naming_each_line(tmp_path: Path
                                 "data": {"set": {"outcome": "answered"}}}).model_dump_json(),
     ]
     f = write_jsonl(tmp_path / "bad.jsonl", lines)
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         res = import_jsonl(a, f)
         assert res.refused and a.count() == 0 and a.count_events() == 0
     assert [b.line for b in res.bad] == [3, 4, 5, 6]
@@ -192,7 +203,9 @@ def test_a_file_with_bad_events_is_refused_whole_naming_each_line(tmp_path: Path
     assert "may not set ['outcome']" in res.bad[3].reason
 
 
-def test_events_that_do_not_fold_refuse_the_import_and_name_the_line(tmp_path: Path) -> None:
+def test_events_that_do_not_fold_refuse_the_import_and_name_the_line(
+    new_archive: NewArchive, tmp_path: Path,
+) -> None:
     from ari_app.records.events import Recorder
 
     r = Recorder(CallRecord(call_id="io-8", arrived_at="2025-03-01T10:00:00.000Z"))
@@ -205,7 +218,7 @@ def test_events_that_do_not_fold_refuse_the_import_and_name_the_line(tmp_path: P
         "lists": {"prompts": {"from": 150, "items": [f"q{i}" for i in range(60)]}}}})
     f = write_jsonl(tmp_path / "fold.jsonl", [rec(1).model_dump_json()]
                     + [e.model_dump_json() for e in [*ok, more]])
-    with Archive(tmp_path / "a.sqlite3") as a:
+    with Archive(new_archive("a")) as a:
         res = import_jsonl(a, f)
         assert res.refused and res.imported == 0
         assert a.count() == 0 and a.count_events() == 0  # io-1 rolled back too
@@ -213,10 +226,12 @@ def test_events_that_do_not_fold_refuse_the_import_and_name_the_line(tmp_path: P
     assert "prompts" in res.bad[0].reason
 
 
-def test_cli_export_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_events(
+    new_archive: NewArchive, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     from tests.unit.test_records_equality import BY_ID, as_call_emits
 
-    db = str(tmp_path / "a.sqlite3")
+    db = new_archive("a")
     with Archive(db) as a:
         a.add_events(as_call_emits(BY_ID["t1"]))
     out = tmp_path / "ev.jsonl"

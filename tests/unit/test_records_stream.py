@@ -24,6 +24,7 @@ from ari_app.records.stream import (
     records_key,
     spool_entry,
 )
+from tests.unit.conftest import NewArchive
 
 
 def closed_port() -> int:
@@ -39,7 +40,9 @@ def rec(i: int) -> CallRecord:
     )
 
 
-async def test_spool_when_redis_unreachable_then_drain(redis_url: str, tmp_path: Path) -> None:
+async def test_spool_when_redis_unreachable_then_drain(
+    new_archive: NewArchive, redis_url: str, tmp_path: Path,
+) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     spool = tmp_path / "spool" / "records.jsonl"
     down = aioredis.Redis.from_url(f"redis://127.0.0.1:{closed_port()}/0")
@@ -62,7 +65,7 @@ async def test_spool_when_redis_unreachable_then_drain(redis_url: str, tmp_path:
     assert await online.drain_spool() == 0
     assert await up.xlen(records_key(prefix)) == 6
 
-    with Archive(tmp_path / "a.sqlite3") as archive:
+    with Archive(new_archive("a")) as archive:
         a = Archiver(up, prefix, archive, block_ms=10)
         await a.ensure_group()
         while await a.step():
@@ -72,7 +75,7 @@ async def test_spool_when_redis_unreachable_then_drain(redis_url: str, tmp_path:
 
 
 async def test_interrupted_drain_resends_and_new_records_are_not_truncated(
-    redis_url: str, tmp_path: Path
+    new_archive: NewArchive, redis_url: str, tmp_path: Path,
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     path = tmp_path / "records.jsonl"
@@ -87,7 +90,7 @@ async def test_interrupted_drain_resends_and_new_records_are_not_truncated(
     stream = RecordStream(up, prefix, spool_path=path)
     assert await stream.drain_spool() == 3  # the aside file and the fresh one
     assert not stream.spool.has_pending()
-    with Archive(tmp_path / "a.sqlite3") as archive:
+    with Archive(new_archive("a")) as archive:
         a = Archiver(up, prefix, archive, block_ms=10)
         await a.ensure_group()
         while await a.step():
@@ -120,7 +123,7 @@ def call_events(call_id: str) -> list[RecordEvent]:
 
 
 async def test_a_calls_events_go_in_one_round_trip(
-    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     up = aioredis.Redis.from_url(redis_url)
@@ -145,7 +148,7 @@ async def test_a_calls_events_go_in_one_round_trip(
 
 
 async def test_events_spool_tagged_and_drain_beside_old_record_lines(
-    redis_url: str, tmp_path: Path
+    new_archive: NewArchive, redis_url: str, tmp_path: Path,
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     spool = tmp_path / "records.jsonl"
@@ -168,7 +171,7 @@ async def test_events_spool_tagged_and_drain_beside_old_record_lines(
     fields = [set(f) for _, f in await up.xrange(records_key(prefix))]
     assert fields == [{b"record"}, {b"event"}, {b"event"}, {b"event"}, {b"record"}]
     await online.publish_events(events)  # the same events once more: nothing new
-    with Archive(tmp_path / "a.sqlite3") as archive:
+    with Archive(new_archive("a")) as archive:
         a = Archiver(up, prefix, archive, block_ms=10)
         await a.ensure_group()
         while await a.step():

@@ -7,7 +7,6 @@ CALLS (SLA threshold 20 s); they do not reuse the code under test.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from ari_app.records.archive import Archive
 from ari_app.records.model import CallRecord, QueueStint
 from ari_app.reports.compute import Period, Query, Report, compute
+from tests.unit.conftest import BACKENDS, NewArchive, archive_maker
 
 # call, entity, lang, site, outcome, arrived (UTC), queue joined, answered/left, soa, talk, wrap
 CALLS: list[dict[str, Any]] = [
@@ -60,9 +60,12 @@ CALLS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
-    a = Archive(tmp_path_factory.mktemp("rep") / "a.sqlite3")
+@pytest.fixture(scope="module", params=BACKENDS)
+def archive(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Archive]:
+    """The hand-computed set, once per backend: every figure below must hold on both."""
+    a = Archive(archive_maker(request, request.param, tmp_path_factory.mktemp("rep"))("a"))
     a.insert(CallRecord.model_validate(c) for c in CALLS)
     yield a
     a.close()
@@ -138,8 +141,8 @@ def test_filters_and_threshold(archive: Archive) -> None:
     assert (t["answered_within_sla"], t["missed_after_sla"], t["service_level"]) == (4, 1, 0.8)
 
 
-def test_local_time_zone_moves_month_and_hour_edges(tmp_path: Path) -> None:
-    with Archive(tmp_path / "tz.sqlite3") as a:
+def test_local_time_zone_moves_month_and_hour_edges(new_archive: NewArchive) -> None:
+    with Archive(new_archive("tz")) as a:
         a.insert(
             [
                 CallRecord(call_id="late-march-utc", arrived_at="2025-03-31T22:30:00.000Z"),

@@ -18,19 +18,20 @@ from ari_app.reports import cli as reports_cli
 from ari_app.reports.charts import CHARTS, write_charts
 from ari_app.reports.compute import Period, Query, Report, compute
 from ari_app.reports.render import CSV_HEADER, FIGURES, to_csv, to_json, to_table
+from tests.unit.conftest import BACKENDS, archive_maker
 from tests.unit.test_reports_compute import CALLS
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("render") / "a.sqlite3"
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = archive_maker(request, request.param, tmp_path_factory.mktemp("render"))("a")
     with Archive(path) as a:
         a.insert(CallRecord.model_validate(c) for c in CALLS)
     yield path
 
 
 @pytest.fixture(scope="module")
-def report(db: Path) -> Report:
+def report(db: str) -> Report:
     with Archive(db) as a:
         return compute(a.db, Query(period=Period.month("2025-03")))
 
@@ -87,7 +88,7 @@ def test_charts_are_valid_pngs(report: Report, tmp_path: Path) -> None:
             assert im.format == "PNG" and im.size[0] > 300
 
 
-def test_cli_report(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_report(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = argparse.ArgumentParser(prog="hotline")
     p.add_argument("--config")
     reports_cli.register(p.add_subparsers(dest="cmd", required=True))
