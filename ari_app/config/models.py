@@ -11,13 +11,23 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+# the service settings and the building blocks live beside this module; they are
+# re-exported here, where the rest of the app has always found them
+from ari_app.config.base import Ident as Ident
+from ari_app.config.base import SecretRef as SecretRef
+from ari_app.config.base import Strict as Strict
 from ari_app.config.queue import QueueSettings
-from ari_app.config.tls_rules import check_http, check_redis
+from ari_app.config.services import AgiSettings as AgiSettings
+from ari_app.config.services import AmiSettings as AmiSettings
+from ari_app.config.services import ArchiveSettings as ArchiveSettings
+from ari_app.config.services import AriSettings as AriSettings
+from ari_app.config.services import HttpSettings as HttpSettings
+from ari_app.config.services import RedisSettings as RedisSettings
+from ari_app.config.services import ShutdownSettings as ShutdownSettings
 
 Digit = Annotated[str, Field(pattern=r"^[0-9]$")]
-Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 DialledNumber = Annotated[str, Field(pattern=r"^[0-9*#+]{2,20}$")]
 
 # espeak-ng voices shipped by Debian that the default set and likely swaps use.
@@ -39,80 +49,6 @@ KNOWN_VOICES = frozenset(
 )
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(Strict):
-    """Where a secret lives. The value itself never sits in the YAML."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
-        return self
-
-
-class AriSettings(Strict):
-    url: str = "http://127.0.0.1:8088/"
-    username: str = "hotline"
-    password: SecretRef = SecretRef(env="HOTLINE_ARI_PASSWORD")
-    app: Ident = "hotline"
-    reconnect_initial: float = Field(0.5, gt=0)
-    reconnect_max: float = Field(10.0, gt=0)
-    # seconds one ARI request may take before the call that made it treats it as failed
-    request_timeout: float = Field(10.0, gt=0, le=120)
-
-
-class AmiSettings(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(5038, ge=1, le=65535)
-    username: str = "hotline"
-    secret: SecretRef = SecretRef(env="HOTLINE_AMI_SECRET")
-
-
-class AgiSettings(Strict):
-    bind: str = "127.0.0.1"
-    port: int = Field(4573, ge=1, le=65535)
-
-
-class RedisSettings(Strict):
-    url: str = "redis://127.0.0.1:6379/0"
-    key_prefix: str = "hotline"
-    max_connections: int = Field(256, ge=8, le=10_000)
-    username: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # an ACL user
-    password: SecretRef | None = None  # never in the url; rediss:// turns TLS on
-    tls_ca_file: Path | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> RedisSettings:
-        return check_redis(self)
-
-
-class ArchiveSettings(Strict):
-    """Where `hotline archiver`, `report` and `records` find the archive when
-    neither --db nor HOTLINE_ARCHIVE says: a path, sqlite:///path or
-    postgresql://user@host:port/db (no password in it: `password_file`, or libpq's
-    PGPASSFILE). Relative paths are the process's, as for --db."""
-
-    url: str = "var/archive.sqlite3"
-    password_file: Path | None = None
-
-
-class HttpSettings(Strict):
-    bind: str = "127.0.0.1"
-    port: int = Field(8109, ge=1, le=65535)
-    token: SecretRef = SecretRef(env="HOTLINE_API_TOKEN")
-    tls_cert: Path | None = None  # with tls_key (0600): the app serves HTTPS itself
-    tls_key: Path | None = None
-    hsts_max_age: int = Field(31_536_000, ge=0)
-
-    @model_validator(mode="after")
-    def _check(self) -> HttpSettings:
-        return check_http(self)
 
 
 class Language(Strict):
@@ -219,10 +155,6 @@ class CallerPolicy(Strict):
     blocklist: list[Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")]] = Field(
         default_factory=list
     )
-
-
-class ShutdownSettings(Strict):
-    drain_timeout: float = Field(30.0, ge=0, le=3600)
 
 
 class HotlineConfig(Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from ari_app.config.models import HttpSettings, RedisSettings
+    from ari_app.config.services import HttpSettings, RedisSettings
 
 R = TypeVar("R", bound="RedisSettings")
 H = TypeVar("H", bound="HttpSettings")
