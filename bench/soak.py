@@ -152,14 +152,14 @@ def login_agents(stack: Stack, cfg: Any, ids: list[str]) -> None:
 def records(stack: Stack, prefixes: tuple[str, ...]) -> list[dict[str, Any]]:
     import redis
 
+    from ari_app.records.events import records_in_stream
+
     r = redis.Redis(port=stack.ports.redis)
-    out = []
-    for _id, fields in r.xrange("{hotline}:records"):
-        rec = json.loads(fields[b"record"])
-        if str(rec.get("caller", "")).startswith(prefixes):
-            out.append(rec)
-    r.close()
-    return out
+    try:
+        found = records_in_stream(f for _id, f in r.xrange("{hotline}:records"))
+    finally:
+        r.close()
+    return [rec for rec in found if str(rec.get("caller", "")).startswith(prefixes)]
 
 
 def main(argv: list[str] | None = None) -> int:
