@@ -167,6 +167,12 @@ REPEAT_FINDS_IT_DONE = frozenset({"originateWithId", "playWithId", "createWithId
                                   "addChannel"})
 
 
+# Asterisk answers an originate 500 when it cannot make the channel (an agent's
+# phone unreachable): repeating it only delays the next agent by a round trip.
+# A lost answer (no status) is still tried again.
+NO_RETRY_ON_5XX = frozenset({"originateWithId"})
+
+
 class AriClient:
     """The app's one ARI client for its whole life, across websocket reconnects.
 
@@ -204,7 +210,7 @@ class AriClient:
         except AriNotConnected:
             raise
         except AriError as e:
-            if e.status is not None and e.status < 500:
+            if e.status is not None and (e.status < 500 or op in NO_RETRY_ON_5XX):
                 raise
             log.info("ari.retry", op=f"{repo}.{op}", status=e.status)
         await asyncio.sleep(RETRY_PAUSE)

@@ -85,3 +85,12 @@ async def test_a_request_during_a_reconnect_waits_for_it() -> None:
     slow = AriClient(None, reconnect_wait=0.05)
     with pytest.raises(AriNotConnected):
         await slow.answer("c1")
+
+
+async def test_an_originate_asterisk_refused_is_not_repeated() -> None:
+    """A 500 to an originate is Asterisk failing to make the channel (the agent's
+    phone unreachable): the next agent must not wait for a pointless repeat."""
+    raw = _Raw([_status(500)])
+    with pytest.raises(AriError) as e:
+        await AriClient(raw).originate("PJSIP/a", "id-a1", "hotline", "agent,x", 5, "x")  # type: ignore[arg-type]
+    assert e.value.status == 500 and raw.channels.calls == 1
