@@ -28,12 +28,9 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from tests.support.ari_chaos import ChaosCounts, ChaosThread
 from tests.support.sipp import (
@@ -43,8 +40,9 @@ from tests.support.sipp import (
     free_udp_port,
     register_agent,
     run_caller,
+    stop_process,
 )
-from tests.support.stackfix import Agents, StackUnderTest
+from tests.support.stackfix import Agents, StackUnderTest, app_config
 
 SEED = int(os.environ.get("HOTLINE_CHAOS_SEED", "109"))
 FAULT_RATE = float(os.environ.get("HOTLINE_CHAOS_FAULT_RATE", "0.05"))
@@ -62,26 +60,9 @@ CANCELLED_FAILURE = "app shut down (drain timeout)"
 
 # ----------------------------------------------------------------- the rig --
 
-@contextlib.contextmanager
-def app_through(sut: StackUnderTest, proxy_url: str) -> Iterator[None]:
+def app_through(sut: StackUnderTest, proxy_url: str) -> contextlib.AbstractContextManager[None]:
     """Restart the stack's app with its ARI URL on the proxy; restore it afterwards."""
-    s = sut.stack
-    original = s.write_app_config
-
-    def patched() -> None:
-        original()
-        raw = yaml.safe_load(s.app_config.read_text(encoding="utf-8"))
-        raw["ari"] = dict(raw["ari"], url=proxy_url, request_timeout=REQUEST_TIMEOUT)
-        s.app_config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False),
-                                encoding="utf-8")
-
-    s.write_app_config = patched  # type: ignore[method-assign]
-    try:
-        s.start_app()
-        yield
-    finally:
-        s.write_app_config = original  # type: ignore[method-assign]
-        s.start_app()
+    return app_config(sut, ari={"url": proxy_url, "request_timeout": REQUEST_TIMEOUT})
 
 
 class PhoneGroup:
@@ -114,13 +95,7 @@ class PhoneGroup:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         for a in self.agents:
             with contextlib.suppress(Exception):
                 register_agent(self.sut.sip_port, a.endpoint, self._secret(a.id), self.port,

@@ -14,15 +14,12 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.integration.test_hostile_journey import active_calls
-from tests.support.stackfix import Agents, StackUnderTest
+from tests.support.stackfix import Agents, StackUnderTest, app_config
 
 PHCC_EN = "wait:400,dtmf:2"
 REDIS_OUTAGE_SECONDS = 10  # the brief's 30 s, shortened: every path is the same after ~3 s
@@ -68,26 +65,6 @@ def _archived(sut: StackUnderTest, callers: list[str], timeout: float = 30
     return found
 
 
-@contextlib.contextmanager
-def app_config(stack: StackUnderTest, **top: Any) -> Iterator[None]:
-    """Restart the app with top-level config keys overridden; restore it afterwards."""
-    s = stack.stack
-    original = s.write_app_config
-
-    def patched() -> None:
-        original()
-        raw = yaml.safe_load(s.app_config.read_text(encoding="utf-8"))
-        raw.update(top)
-        s.app_config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False),
-                                encoding="utf-8")
-
-    s.write_app_config = patched  # type: ignore[method-assign]
-    try:
-        s.start_app()
-        yield
-    finally:
-        s.write_app_config = original  # type: ignore[method-assign]
-        s.start_app()
 
 
 def _in_background(sut: StackUnderTest, steps: str, number: str = "109",

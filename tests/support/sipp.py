@@ -107,6 +107,17 @@ def run_caller(sip_port: int, steps: str, caller: str = "97455500001", number: s
                       scenario)
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a SIPp process, killing it if it does not go within 5 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _read(p: Path) -> str:
     try:
         return p.read_text(errors="replace")[-3000:]
@@ -219,13 +230,7 @@ class AgentPhone:
         return res
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def errors(self) -> str:
         return _read(self.workdir / "errors.log")

@@ -6,6 +6,7 @@ import contextlib
 import json
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,30 @@ def write_test_config(dest: Path) -> Path:
             raw[key] = str((ROOT / "config" / raw.get(key, "prompts")).resolve())
     dest.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return dest
+
+
+@contextlib.contextmanager
+def app_config(stack: StackUnderTest, **top: Any) -> Iterator[None]:
+    """Restart the app with config keys overridden (a dict value merges into that
+    section); restore the config and restart it afterwards."""
+    s = stack.stack
+    original = s.write_app_config
+
+    def patched() -> None:
+        original()
+        raw = yaml.safe_load(s.app_config.read_text(encoding="utf-8"))
+        for key, val in top.items():
+            raw[key] = dict(raw.get(key) or {}, **val) if isinstance(val, dict) else val
+        s.app_config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False),
+                                encoding="utf-8")
+
+    s.write_app_config = patched  # type: ignore[method-assign]
+    try:
+        s.start_app()
+        yield
+    finally:
+        s.write_app_config = original  # type: ignore[method-assign]
+        s.start_app()
 
 
 class StackUnderTest:
