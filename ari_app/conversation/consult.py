@@ -166,10 +166,15 @@ class Consulting:
         rec = ctx.record
         # what the consulted party's phone shows: language and entity, then the number
         show = f"{s.language} {rec.entity or ''}".strip()
-        await s.ari.originate(endpoint=dial_string(ctx.cfg.site, consultee), channel_id=leg,
-                              app=self.deps.app_name, app_args=f"agent,{ctx.interaction.id}",
-                              ring_seconds=int(svc.settings.ring_timeout),
-                              caller_id=f'"{show}" <{rec.caller}>')
+        try:
+            await s.ari.originate(endpoint=dial_string(ctx.cfg.site, consultee), channel_id=leg,
+                                  app=self.deps.app_name, app_args=f"agent,{ctx.interaction.id}",
+                                  ring_seconds=int(svc.settings.ring_timeout),
+                                  caller_id=f'"{show}" <{rec.caller}>')
+        except AriError as e:  # the consulted phone cannot be reached: back to the caller
+            log.warning("consult.originate_failed", to=consultee.id, error=str(e)[:160])
+            entry.result = "unreachable"
+            return "unreachable"
         deadline = time.monotonic() + svc.settings.ring_timeout + 5
         agent_gone = False
         keys = _Keys()
