@@ -262,12 +262,14 @@ class Ringing:
             await s.ari.set_var(leg, "PJSIP_TRANSFER_HANDLING()", "ari-only")
         except AriError as e:  # transfers from this phone will be refused; the call goes on
             log.warning("queue.transfer_handling_not_set", error=str(e)[:160])
-        # dtmf_events: the agent's keypad codes (consult) must reach the app, which a
-        # native RTP bridge between the two phones would carry past Asterisk's core
-        await s.ari.create_bridge(bridge, f"hotline-{s.call_id}", "mixing,dtmf_events")
+        # the bridge is the interaction's before it is asked for: a create whose answer
+        # was lost may still have made it, and then only this id can remove it
         ctx.interaction.add_bridge("main", bridge)
-        await s.music(False)  # back to the queue's music if this fails
         try:
+            # dtmf_events: the agent's keypad codes (consult) must reach the app, which
+            # a native RTP bridge between the two phones would carry past Asterisk's core
+            await s.ari.create_bridge(bridge, f"hotline-{s.call_id}", "mixing,dtmf_events")
+            await s.music(False)  # back to the queue's music if what follows fails
             await s.ari.add_to_bridge(bridge, [s.channel_id, leg])
         except AriError:
             ctx.interaction.drop_bridge("main")
