@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ari_app.ari.client import AriError
 from ari_app.conversation.deps import TalkDeps
-from ari_app.conversation.ending import end_conversation
+from ari_app.conversation.ending import HANGUP_EVENTS, end_conversation
 from ari_app.interactions.context import CallContext
 from ari_app.interactions.machine import State
 from ari_app.interactions.model import Role
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from ari_app.conversation.states import Talking
 
 log = get_logger("consult")
-HANGUPS = ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest")
 ALL_STEPS = 10**9  # a consult may use every routing step at once: nobody waits behind it
 
 
@@ -196,12 +195,12 @@ class Consulting:
                     return "completed"
                 ctx.emit("consulted")
                 continue
-            if chan == leg and kind in HANGUPS:
+            if chan == leg and kind in HANGUP_EVENTS:
                 if up:
                     return "returned" if not agent_gone else "requeue"
                 entry.result = CAUSE_RESULT.get(int(ev.get("cause") or 0), "declined")
                 return entry.result if not agent_gone else "requeue"
-            if chan == agent_leg and kind in HANGUPS and not agent_gone:
+            if chan == agent_leg and kind in HANGUP_EVENTS and not agent_gone:
                 # the agent hanging up hands the caller over, as with Asterisk's own
                 # attended transfer: at once if the consulted party is on, else on answer
                 agent_gone = True

@@ -8,6 +8,9 @@ from ari_app.conversation.deps import TalkDeps
 from ari_app.interactions.context import CallContext
 from ari_app.interactions.model import Role
 
+# any of these on a leg means that leg is gone or going
+HANGUP_EVENTS = ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest")
+
 
 async def end_conversation(ctx: CallContext, deps: TalkDeps, entity: str, agent: str,
                            started: float, *, keep_bridge: bool = False) -> None:

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from ari_app.ari.client import AriError, Event
 from ari_app.conversation.consult import start_consult
 from ari_app.conversation.deps import TalkDeps
-from ari_app.conversation.ending import end_conversation
+from ari_app.conversation.ending import HANGUP_EVENTS, end_conversation
 from ari_app.interactions.context import CallContext
 from ari_app.interactions.machine import State
 from ari_app.interactions.model import Role
@@ -27,7 +27,6 @@ from ari_app.logs import get_logger
 from ari_app.records.model import HangupBy, Outcome
 
 log = get_logger("conversation")
-HANGUP_EVENTS = ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest")
 
 
 @dataclass

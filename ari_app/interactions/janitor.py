@@ -33,15 +33,18 @@ class Janitor:
     def __len__(self) -> int:
         return len(self._pending)
 
+    async def _remove_once(self, client: AriClient, kind: str, ident: str) -> None:
+        if kind == "channel":
+            await client.hangup(ident)
+        else:
+            await client.destroy_bridge(ident)
+
     async def remove(self, kind: str, ident: str) -> bool:
         """Try once now; on failure keep trying in the background. True if removed."""
         client = self._ari_ref()
         if client is not None:
             try:
-                if kind == "channel":
-                    await client.hangup(ident)
-                else:
-                    await client.destroy_bridge(ident)
+                await self._remove_once(client, kind, ident)
                 return True
             except AriError as e:
                 log.info("janitor.deferred", kind=kind, id=ident, error=str(e)[:120])
@@ -58,10 +61,7 @@ class Janitor:
                 if client is None or not client.attached:
                     break  # back when ARI is
                 try:
-                    if kind == "channel":
-                        await client.hangup(ident)
-                    else:
-                        await client.destroy_bridge(ident)
+                    await self._remove_once(client, kind, ident)
                     self._pending.pop(key, None)
                     log.info("janitor.removed", kind=kind, id=ident)
                 except AriError as e:

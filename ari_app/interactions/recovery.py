@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,8 @@ from typing import Any
 import structlog
 
 from ari_app.ari.client import AriClient, AriError
-from ari_app.interactions.machine import StateRegistry, outcome_for_hangup
+from ari_app.interactions.machine import State, StateRegistry, outcome_for_hangup
+from ari_app.interactions.model import Interaction
 from ari_app.interactions.runner import InteractionRunner
 from ari_app.interactions.store import CHECKPOINT_VERSION
 from ari_app.logs import get_logger
@@ -40,6 +42,9 @@ from ari_app.records.events import Recorder
 from ari_app.records.model import CallRecord, HangupBy, Outcome, iso, utcnow
 
 log = get_logger("recovery")
+
+# starts a recovered interaction's task in the owner's task group
+Resume = Callable[[Interaction, State, Recorder], None]
 
 
 @dataclass
@@ -59,7 +64,7 @@ class Recovery:
     registry: StateRegistry
 
     async def run(self, client: AriClient, known: set[str],
-                  resume: Any) -> RecoveryReport:
+                  resume: Resume) -> RecoveryReport:
         """`resume(interaction, state, recorder)` starts the interaction's task."""
         report = RecoveryReport()
         channels = {str(c["id"]): c for c in await client.channels()}
@@ -87,7 +92,7 @@ class Recovery:
 
     async def _one(self, client: AriClient, call_id: str, cp: dict[str, str],
                    channels: dict[str, dict[str, Any]],
-                   claimed: set[str], known: set[str], resume: Any,
+                   claimed: set[str], known: set[str], resume: Resume,
                    report: RecoveryReport) -> None:
         if cp.get("v") != str(CHECKPOINT_VERSION):
             raise ValueError(f"checkpoint version {cp.get('v')!r}, this program reads "
