@@ -24,6 +24,11 @@ from ari_app.agents.pool import AgentPool
 from ari_app.agents.roster import Roster
 from ari_app.agents.sites import SiteWatch
 from ari_app.ami.monitor import AmiMonitor
+from ari_app.announcements.api import AnnouncementApi
+from ari_app.announcements.cache import AnnouncementCache
+from ari_app.announcements.play import Announcer
+from ari_app.announcements.service import AnnouncementService
+from ari_app.announcements.store import AnnouncementStore
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
 from ari_app.config.models import HotlineConfig, resolve_secret
@@ -106,7 +111,16 @@ class Hotline:
         self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, own,
                               on_reconnect=self.counters.ami_reconnected)
         self.sites = SiteWatch(cfg, self.redis, self.pool)
-        self.registry, first = wire_states(cfg, self.queue, self.counters)
+        ann = cfg.announcements
+        self.announce_store = AnnouncementStore(self.redis, key_prefix=prefix,
+                                                audit_keep=ann.audit_keep)
+        ann_dir = cfg.resolve(ann.dir)
+        self.announcements = AnnouncementCache(self.announce_store, ann_dir,
+                                               ann.asterisk_dir or ann_dir.resolve(),
+                                               poll_seconds=ann.poll_seconds)
+        announce_api = AnnouncementService(cfg, self.announce_store)
+        self.registry, first = wire_states(cfg, self.queue, self.counters,
+                                           Announcer(self.announcements))
         self.runner = InteractionRunner(cfg, self.prompts, self.store, self.records, self.router,
                                         lambda: self.ari.client, first, self.counters)
         self.recovery = Recovery(cfg.instance_id, cfg.ari.app, self.runner, self.registry)
@@ -116,7 +130,9 @@ class Hotline:
         self.web = WebServer(cfg.http.bind, cfg.http.port, WebDeps(
             health=self.health, live=self.live, metrics=self.counters,
             agents=_WakingControl(self.pool, self.dispatcher), token=token,
-            refresh=self.live.refresh), ssl_context=https_context(cfg.http, src),
+            refresh=self.live.refresh,
+            api_routes=lambda app, auth: AnnouncementApi(announce_api, auth).add_routes(app)),
+            ssl_context=https_context(cfg.http, src),
             hsts_max_age=cfg.http.hsts_max_age)
         self.shutdown = asyncio.Event()
         self._services_stop = asyncio.Event()
@@ -279,6 +295,8 @@ class Hotline:
             services.create_task(self.counters.run_sync(self._services_stop), name="today-sync")
             services.create_task(self.estimator.run_sync(self._services_stop),
                                  name="estimate-sync")
+            services.create_task(self.announcements.run(self._services_stop),
+                                 name="announcements")
             async with asyncio.TaskGroup() as calls:
                 self._calls = calls
                 await self.shutdown.wait()
@@ -305,7 +323,8 @@ class Hotline:
         self.shutdown.set()
 
 
-def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | None
+def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | None,
+                announcer: Announcer | None = None
                 ) -> tuple[StateRegistry, Callable[[], State]]:
     """Every feature's states with their typed dependencies, in one place: the app's
     start-up and the state tests (tests/support/replay.py) wire calls alike."""
@@ -320,9 +339,11 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
 
     talk_deps = TalkDeps(svc=queue, counters=counters, requeue=requeue, talk=talk,
                          app_name=cfg.ari.app)
-    queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk)
+    queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk,
+                           before_queue=announcer.before_queue if announcer else None)
     journey_deps = JourneyDeps(
-        counters=counters, handover=lambda entity: Queued(entity=entity, deps=queue_deps))
+        counters=counters, handover=lambda entity: Queued(entity=entity, deps=queue_deps),
+        before_menu=announcer.before_menu if announcer else None)
     for journey in (Answer, Route, WelcomeBack, LanguageMenu, EntityMenu, Chosen):
         registry.add(journey, journey_deps)
     for waiting in (Queued, Ringing):

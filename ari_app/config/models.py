@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 # the service settings and the building blocks live beside this module; they are
 # re-exported here, where the rest of the app has always found them
+from ari_app.config.announcements import AnnouncementSettings
 from ari_app.config.base import Ident as Ident
 from ari_app.config.base import SecretRef as SecretRef
 from ari_app.config.base import Strict as Strict
@@ -186,6 +187,7 @@ class HotlineConfig(Strict):
     # in one playback are named by path under it
     asterisk_sounds_dir: Path = Path("/usr/share/asterisk/sounds")
     queue: QueueSettings = QueueSettings()
+    announcements: AnnouncementSettings = AnnouncementSettings()
     # where records wait, fsync'd, while Redis is unreachable
     records_spool: Path = Path("../var/records.spool.jsonl")
     # the local day and month that reports and the wallboard's "today" count in
@@ -240,6 +242,9 @@ class HotlineConfig(Strict):
         agent_ids = {a.id for a in self.agents}
         problems += [f"queue.supervisors: unknown agent {a!r}" for a in self.queue.supervisors
                      if a not in agent_ids]
+        fallback = self.announcements.fallback_language
+        if fallback is not None and fallback not in codes:
+            problems.append(f"announcements.fallback_language: {fallback!r} is not configured")
         if problems:
             raise ValueError("; ".join(problems))
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,6 +23,9 @@ class JourneyDeps:
 
     counters: Counters | None = None
     handover: Callable[[str], State] | None = None
+    # plays what must be heard before the entity menu (a runtime announcement),
+    # once the caller's language is known
+    before_menu: Callable[[CallContext], Awaitable[None]] | None = None
 
 
 def _set_language(ctx: CallContext, code: str, source: LanguageSource) -> None:
@@ -67,7 +70,7 @@ class Route:
         codes = {lang.code for lang in cfg.languages}
         if route is not None and route.language:
             _set_language(ctx, route.language, LanguageSource.NUMBER)
-            return _after_language(ctx, entity, self.deps)
+            return await _after_language(ctx, entity, self.deps)
         hinted = ctx.session.app_args[1] if len(ctx.session.app_args) > 1 else ""
         remembered = hinted if hinted in codes else None
         if remembered is None and not hinted:
@@ -81,7 +84,9 @@ class Route:
         return LanguageMenu(entity=entity, deps=self.deps)
 
 
-def _after_language(ctx: CallContext, entity: str | None, deps: JourneyDeps) -> State:
+async def _after_language(ctx: CallContext, entity: str | None, deps: JourneyDeps) -> State:
+    if deps.before_menu is not None:
+        await deps.before_menu(ctx)
     if entity is not None:
         return Chosen(entity=entity, path=[entity], deps=deps)
     return EntityMenu(path=[ctx.cfg.menu.id], deps=deps)
@@ -101,7 +106,7 @@ class WelcomeBack:
             return LanguageMenu(entity=self.entity, welcomed=True, deps=self.deps)
         if key is not None and self.entity is None:
             ctx.session.pending_digits.insert(0, key)  # typed ahead into the entity menu
-        return _after_language(ctx, self.entity, self.deps)
+        return await _after_language(ctx, self.entity, self.deps)
 
 
 @dataclass
@@ -129,13 +134,13 @@ class LanguageMenu:
         if code is not None:
             _set_language(ctx, code, LanguageSource.DIGIT)
             await ctx.store.remember_language(s.caller, code, cfg.callers.remember_language_days)
-            return _after_language(ctx, self.entity, self.deps)
+            return await _after_language(ctx, self.entity, self.deps)
         if key == "#":
             return LanguageMenu(self.entity, self.tries, welcomed=True, deps=self.deps)
         ctx.record.menu_retries += 1
         if self.tries + 1 >= cfg.timers.tries:
             _set_language(ctx, cfg.default_language, LanguageSource.DEFAULT)
-            return _after_language(ctx, self.entity, self.deps)
+            return await _after_language(ctx, self.entity, self.deps)
         await s.play(ctx.media("invalid" if key else "no-input", lang=cfg.default_language),
                      interruptible=False)
         return LanguageMenu(self.entity, self.tries + 1, welcomed=True, deps=self.deps)

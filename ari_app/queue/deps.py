@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+from ari_app.interactions.context import CallContext
 from ari_app.interactions.machine import Counters, State
 from ari_app.queue.service import QueueService
 
@@ -16,3 +19,7 @@ class QueueDeps:
     # the caller and the agent are bridged: (entity, agent id, epoch start) -> the
     # conversation's first state, from the package that owns conversations
     connect: Callable[[str, str, float], State]
+    # plays the entity's runtime announcement as the caller joins its queue:
+    # (context, entity, an offer that stops it early or None)
+    before_queue: Callable[[CallContext, str, asyncio.Future[Any] | None],
+                           Awaitable[None]] | None = None

@@ -82,6 +82,8 @@ class Queued:
             # a restarted app must see the arrival time, to keep this caller's place
             await ctx.checkpoint(self)
             if not await svc.anyone_can_serve(self.entity, s.language):
+                if self.deps.before_queue is not None:
+                    await self.deps.before_queue(ctx, self.entity, None)
                 return self._fallback(ctx, Outcome.NO_AGENT_FALLBACK, "no-agents")
         priority = (settings.priority_of(self.entity, caller_priority(s.app_args))
                     if self.priority is None else self.priority)
@@ -93,6 +95,8 @@ class Queued:
                                               priority=priority, arrival=self.arrival,
                                               transferred=self.transferred)
             svc.dispatcher.wake()
+            if first and self.deps.before_queue is not None:
+                await self.deps.before_queue(ctx, self.entity, fut)  # keeps their place
             await s.music(True)
             deadline = arrival + settings.max_wait_for(self.entity)
             next_announce = time.time() + (settings.announce_first_after if first else

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from aiohttp import web
+
 
 class LiveView(Protocol):
     async def snapshot(self) -> dict[str, Any]:
@@ -57,3 +59,5 @@ class WebDeps:
     token: str
     # refreshed metrics gauges that need I/O (queue lengths, agents per state)
     refresh: Callable[[], Awaitable[None]] | None = None
+    # more /api/ routes (the announcements'): (app, the API's token check) -> None
+    api_routes: Callable[[web.Application, Callable[[web.Request], None]], None] | None = None

@@ -8,6 +8,7 @@ Routes (docs/wallboard.md has the details):
   GET  /wallboard/static/{name}      the page's JS and CSS
   GET  /api/v1/agents/{id}           agent status            (Bearer token)
   POST /api/v1/agents/{id}/login|logout|pause|resume         (Bearer token)
+  GET|PUT|DELETE /api/v1/announcements[/{scope}|/audit]     (Bearer token; docs/announcements.md)
 
 With an `ssl_context` (http.tls_cert/tls_key) it serves HTTPS only, sends
 Strict-Transport-Security on every response and marks any cookie Secure.
@@ -76,6 +77,8 @@ class WebServer:
             self.wallboard.add_routes(self.app)
             self.app.router.add_get("/wallboard/events", self.hub.handle, name="wallboard.events")
             self.api.add_routes(self.app)
+            if self.deps.api_routes is not None:  # behind the same token and rate limit
+                self.deps.api_routes(self.app, self.api._authenticate)
             self.app.on_shutdown.append(self._close_streams)
 
     async def _close_streams(self, app: web.Application) -> None:
