@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from ari_app.announcements.model import AnnouncementError, UnknownScope
 from ari_app.announcements.service import AnnouncementService, Change
@@ -80,6 +81,8 @@ class AnnouncementApi:
             raise ApiError(400, str(e)) from None
         except RenderError as e:
             raise ApiError(503, str(e)) from None
+        except RedisError as e:
+            raise ApiError(503, f"Redis unreachable, nothing changed: {e}") from None
         return web.json_response({"version": version, "announcement": ann.describe()})
 
     async def clear(self, request: web.Request) -> web.Response:
@@ -90,6 +93,8 @@ class AnnouncementApi:
                                                     _source(request))
         except AnnouncementError as e:
             raise ApiError(400, str(e)) from None
+        except RedisError as e:
+            raise ApiError(503, f"Redis unreachable, nothing changed: {e}") from None
         if old is None:
             raise ApiError(404, f"no announcement is set for {scope!r}")
         return web.json_response({"version": version, "cleared": old.describe()})

@@ -22,11 +22,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from ari_app.announcements.model import AnnouncementError
 from ari_app.announcements.service import AnnouncementService, Change
 from ari_app.announcements.store import AnnouncementStore
 from ari_app.config.loader import ConfigError, load_config
 from ari_app.config.models import HotlineConfig
+from ari_app.logs import setup_logging
 from ari_app.prompts.render import RenderError
 
 
@@ -84,6 +87,7 @@ def _run(args: argparse.Namespace, job: Any) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    setup_logging(args.log_level)  # log lines to stderr: stdout is the command's answer
 
     async def go() -> int:
         import redis.asyncio as aioredis
@@ -108,7 +112,7 @@ def _run(args: argparse.Namespace, job: Any) -> int:
     except RenderError as e:
         print(f"announce: {e}", file=sys.stderr)
         return 1
-    except (OSError, ConnectionError) as e:
+    except (RedisError, OSError) as e:
         print(f"announce: Redis at {cfg.redis.url} unreachable: {e}", file=sys.stderr)
         return 1
 

@@ -76,8 +76,11 @@ def convert(lang: str, raw: bytes, max_bytes: int, max_seconds: float) -> Sound:
     with tempfile.TemporaryDirectory(prefix="hotline-announce-") as tmp:
         src, dest = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
         src.write_bytes(raw)
-        conv = subprocess.run([SOX, "-q", str(src), *SOX_OUT_ARGS, str(dest), *SOX_EFFECTS],
-                              capture_output=True, timeout=TIMEOUT, check=False)
+        try:
+            conv = subprocess.run([SOX, "-q", str(src), *SOX_OUT_ARGS, str(dest), *SOX_EFFECTS],
+                                  capture_output=True, timeout=TIMEOUT, check=False)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise RenderError(f"sox cannot run: {e}") from None
         if conv.returncode != 0 or not dest.exists():
             err = conv.stderr.decode("utf-8", "replace").strip().splitlines()
             raise AnnouncementError(f"the recording for {lang!r} cannot be read as WAV: "

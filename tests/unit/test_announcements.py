@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from ari_app.announcements.cache import AnnouncementCache
@@ -179,3 +180,48 @@ async def test_a_running_instance_sees_a_change_by_pubsub_without_polling(
         finally:
             stop.set()
             await asyncio.wait_for(task, 5)
+
+
+def test_cli_set_list_clear_and_its_refusals(
+        redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from ari_app.cli import main
+
+    raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    raw["redis"] = {"url": redis_url, "key_prefix": f"t-{uuid.uuid4().hex[:8]}"}
+    raw["prompts_dir"] = str(CONFIG.parent / "prompts")
+    if raw.get("agents_file"):
+        raw["agents_file"] = str(CONFIG.parent / raw["agents_file"])
+    raw["announcements"] = {"dir": str(tmp_path / "ann")}
+    cfg = tmp_path / "hotline.yaml"
+    cfg.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            rc = main(["--config", str(cfg), "announce", *args])
+        finally:
+            structlog.reset_defaults()  # the CLI set up logging for itself
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+
+    rc, _, err = run("set", "nosuch", "--text", "en=hello")
+    assert rc == 1 and "unknown entity 'nosuch'" in err
+    rc, _, err = run("set", "global", "--text", "en")
+    assert rc == 1 and "--text 'en': expected LANG=TEXT" in err
+    rc, _, err = run("set", "global", "--audio", f"en={tmp_path / 'none.wav'}")
+    assert rc == 1 and "No such file or directory" in err
+    rc, out, _ = run("set", "mol", "--text", "en=Offices close early today.", "--by", "op7")
+    assert rc == 0 and out.startswith("set mol (text, id ")
+    assert "callers in these languages hear nothing" in out
+    rc, out, _ = run("list")
+    assert rc == 0 and out.startswith("mol ") and "en: Offices close early today." in out
+    rc, out, _ = run("clear", "mol", "--by", "op8")
+    assert rc == 0 and out.startswith("cleared mol")
+    rc, _, err = run("clear", "mol", "--by", "op8")
+    assert rc == 1 and "no announcement is set for 'mol'" in err
+    rc, out, _ = run("list", "--audit")
+    lines = out.splitlines()
+    assert rc == 0 and len(lines) == 3
+    assert "clear mol" in lines[0] and "by op8" in lines[0]
+    assert "set   mol" in lines[2] and "by op7" in lines[2] and "Offices close early" in lines[2]
