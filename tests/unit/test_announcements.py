@@ -183,10 +183,22 @@ async def test_a_running_instance_sees_a_change_by_pubsub_without_polling(
 
 
 def test_cli_set_list_clear_and_its_refusals(
-        redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
     import yaml
 
+    from ari_app.announcements import cli
     from ari_app.cli import main
+
+    def to_stderr(level: str) -> None:
+        # the CLI's own set-up caches loggers on the stream pytest closes after this
+        # test; uncached, each line goes to whatever stderr is at the time
+        structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
+                            cache_logger_on_first_use=False)
+
+    monkeypatch.setattr(cli, "setup_logging", to_stderr)
 
     raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     raw["redis"] = {"url": redis_url, "key_prefix": f"t-{uuid.uuid4().hex[:8]}"}
