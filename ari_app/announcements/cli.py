@@ -183,7 +183,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"no announcements (version {listing['version']})")
         for a in listing["announcements"]:
             when = f"{a['starts'] or 'now'} .. {a['ends'] or 'until cleared'}"
-            print(f"{a['scope']:<12} {a['kind']:<5} {'active' if a['active'] else 'waiting'}"
+            print(f"{a['scope']:<12} {a['kind']:<5} {a['state']:<9}"
                   f"  {when}  by {a['by']} at {a['at']}  languages {','.join(a['languages'])}")
             for lang, text in sorted(a["texts"].items()):
                 print(f"    {lang}: {text}")

@@ -101,7 +101,8 @@ class AnnouncementService:
         now = time.time()
         current = await self.store.current()
         return {"version": await self.store.version(), "announcements": [
-            dict(a.describe(), active=a.active(now)) for _, a in sorted(current.items())]}
+            dict(a.describe(), active=a.active(now), state=_state(a, now))
+            for _, a in sorted(current.items())]}
 
     def _per_language(self, made: dict[str, Sound]) -> tuple[dict[str, Sound], list[str]]:
         out = dict(made)
@@ -135,3 +136,11 @@ class AnnouncementService:
                 convert, lang, raw, self.settings.max_audio_bytes,
                 self.settings.max_audio_seconds)
         return out
+
+
+def _state(ann: Announcement, now: float) -> str:
+    """active; scheduled (its start is ahead); ended (its end is past: it stays
+    listed, and silent, until cleared or replaced)."""
+    if ann.active(now):
+        return "active"
+    return "ended" if ann.ends is not None and ann.ends <= now else "scheduled"

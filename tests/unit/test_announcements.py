@@ -158,6 +158,9 @@ async def test_a_window_in_the_future_is_not_played_yet(
         assert k.cache.playable("global", "en") is None
         assert ann.starts is not None
         assert k.cache.playable("global", "en", now=ann.starts + 1) is not None
+        listed = (await k.svc.listing())["announcements"]
+        assert [(a["scope"], a["state"], a["active"]) for a in listed] == [
+            ("global", "scheduled", False)]
 
 
 async def test_a_running_instance_sees_a_change_by_pubsub_without_polling(
