@@ -463,6 +463,10 @@ class Stack:
             raw["agents_file"] = str((self.base_config.parent / raw["agents_file"]).resolve())
         raw["prompts_dir"] = str((self.base_config.parent / raw.get("prompts_dir", "prompts"))
                                  .resolve())
+        # Asterisk runs in the chroot: the app writes announcements where it reads them
+        raw["announcements"] = dict(raw.get("announcements") or {},
+                                    dir=str(self.inst / "announcements"),
+                                    asterisk_dir=f"{self.inst_rel}/announcements")
         raw["callers"] = dict(raw.get("callers") or {}, salt={"file": "secrets/caller_salt"})
         self.secret("caller_salt")
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -9,26 +9,24 @@ import json
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from scripts.stack import ROOT
-from tests.support.stackfix import StackUnderTest, app_config
+from tests.support.stackfix import StackUnderTest
 
 TEXT = ("Attention please. Because of a system upgrade, some online services are "
         "unavailable until tomorrow morning.")
 
 
 @pytest.fixture(scope="module")
-def announcing(stack: StackUnderTest) -> Iterator[StackUnderTest]:
-    """The app writes the sound files inside the chroot, where its Asterisk reads them."""
+def announcing(stack: StackUnderTest) -> StackUnderTest:
+    """The rig's app config already writes the sound files inside the chroot, where
+    its Asterisk reads them (scripts/stack.py): no restart is needed."""
     s = stack.stack
-    where = {"dir": str(s.inst / "announcements"),
-             "asterisk_dir": f"{s.inst_rel}/announcements"}
-    with app_config(stack, announcements=where):
-        yield stack
+    assert f"{s.inst_rel}/announcements" in s.app_config.read_text()
+    return stack
 
 
 def hotline(sut: StackUnderTest, *args: str) -> subprocess.CompletedProcess[str]:
