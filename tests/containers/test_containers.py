@@ -6,7 +6,6 @@ builds the images first); `make test` skips it."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,11 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack import ROOT
+from scripts import containers as ct
 from tests.support.sipp import run_caller
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import containers as ct  # noqa: E402 - scripts/ is not a package
 
 pytestmark = [
     pytest.mark.integration,
