@@ -14,7 +14,7 @@ Why not Docker Hub's bases: the only network here is the package registries
 imported once and kept in podman's store, so a second run rebuilds nothing.
 
 Why not podman-compose: Debian 12's 1.0.3 cannot build compose.yaml's
-`dockerfile_inline` tester nor honour `depends_on: condition`, so the same
+`dockerfile_inline` tester, ignores `profiles` and `depends_on: condition`, so the same
 services are started here with `podman run`, in compose.yaml's order, with
 its options (host network, read-only app, secrets as files in /run/secrets).
 
@@ -44,9 +44,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-# run as a script (scripts/ on the path) or imported as scripts.containers
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack import (
+# run as a script: the repo root on the path, so scripts.stack imports as in the tests
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.stack import (
     DEFAULT_ROOTFS,
     READY_MARK,
     ROOT,
