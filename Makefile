@@ -8,13 +8,14 @@ STACK   := $(BIN)/python scripts/stack.py
 SOUNDS  := build/sounds
 export HOTLINE_ROOTFS ?= /opt/hotline/rootfs
 
-.PHONY: help deps venv prompts run stop status demo test test-unit test-integration lint typecheck arch-check check clean
+.PHONY: help deps venv prompts run stop status demo test test-unit test-integration test-containers lint typecheck arch-check check clean
 
 help:
 	@echo "make demo   - install what is missing, start the stack, place SIPp calls, show them, stop"
 	@echo "make test   - install what is missing, lint, type-check, run every test (unit + SIPp calls)"
 	@echo "make run    - start the stack and leave it waiting for calls on 127.0.0.1:5060 (109)"
 	@echo "make stop   - stop the stack started by make run"
+	@echo "make test-containers - build docker/ with podman, run it, place a SIPp call through it"
 
 deps:
 	$(PY) scripts/stack.py deps
@@ -60,6 +61,11 @@ test-integration: deps venv prompts
 
 test: deps venv prompts lint typecheck arch-check
 	$(BIN)/pytest -q
+
+# docker/'s images built with podman, the composed stack run, one SIPp call
+# through it read back from the archive, every container removed (docker/README.md)
+test-containers: deps venv prompts
+	$(BIN)/python scripts/containers.py test
 
 clean:
 	-$(STACK) down --name main
