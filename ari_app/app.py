@@ -277,6 +277,7 @@ class Hotline:
             services.create_task(self.web.serve(self._services_stop), name="web")
             services.create_task(self.ami.run(self._services_stop), name="ami")
             services.create_task(self.dispatcher.run(self._services_stop), name="dispatcher")
+            services.create_task(self.wrapups.run_timer(self._services_stop), name="wrapup-timer")
             services.create_task(self.sites.run(self._services_stop), name="sites")
             services.create_task(self.records.drain_forever(self._services_stop), name="spool")
             services.create_task(self.runner.janitor.run(self._services_stop), name="janitor")

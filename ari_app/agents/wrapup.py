@@ -16,10 +16,14 @@ docs/records.md describe the figures.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+from redis.exceptions import RedisError
 
 from ari_app.agents import wrapup_scripts
 from ari_app.agents.pool import AgentPool, _s
@@ -143,6 +147,21 @@ class WrapUps:
             raise WrapUpError(f"agent {agent_id!r}: {res[4:]}")
         log.info("wrapup.extended", agent=agent_id, seconds=seconds)
         return int(res) / 1000.0
+
+    async def run_timer(self, stop: asyncio.Event, most: float = 1.0) -> None:
+        """End wrap-ups on time even when nothing else touches the pool, so the
+        desktop hears of the change as it happens (the pool ends them lazily,
+        at the exact end time, whoever comes first; every instance may run this)."""
+        while not stop.is_set():
+            wait = most
+            try:
+                nxt = await self.pool.next_wrapup_end()
+                if nxt is not None:
+                    wait = min(most, nxt + 0.001)
+            except (RedisError, OSError) as e:
+                log.warning("wrapup.timer_redis_error", error=str(e))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
 
 
 __all__ = ["NO_REASON", "SOURCE", "WrapUpError", "WrapUps", "clean_note"]
