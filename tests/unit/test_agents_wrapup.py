@@ -205,3 +205,42 @@ async def test_every_state_change_is_logged_listed_and_published(redis: Redis) -
     ev = parse(ids[-1].decode(), json.dumps(by_kind["logout"]).encode())
     assert ev.state == "logged_out" and ev.noreason == "c2"
     assert NO_REASON == "no_reason_given"
+
+
+def test_feature_codes_parse_pause_digits_and_done() -> None:
+    from ari_app.agents.features import parse_code
+
+    work = AgentWork()
+    assert parse_code("*23", work) == ("pause", "break")
+    assert parse_code("*232", work) == ("pause", "prayer")
+    assert parse_code("*236", work) == ("pause", "technical")
+    assert parse_code("*239", work)[0] is None  # no reason has digit 9
+    assert parse_code("*25", work)[0] == "done"
+    assert parse_code("*2", work)[0] is None and parse_code("*2322", work)[0] is None
+
+
+@pytest.mark.parametrize(("raw", "msg"), [
+    ({"pause_reasons": [{"id": "missed_call", "digit": 7, "labels": {"en": "x", "ar": "y"}}]},
+     "reserved for the system"),
+    ({"pause_reasons": [{"id": "break", "digit": 1, "labels": {"en": "B", "ar": "ب"}},
+                        {"id": "meal", "digit": 1, "labels": {"en": "M", "ar": "و"}}]},
+     "digit repeated: 1"),
+    ({"pause_reasons": [{"id": "meal", "digit": 3, "labels": {"en": "M", "ar": "و"}}]},
+     "'break' is needed"),
+    ({"pause_reasons": [{"id": "break", "digit": 1, "labels": {"en": "Break"}}]},
+     "no label in ar"),
+    ({"sub_reasons": {"phcc": [{"id": "x", "kind": "praise", "labels": {"en": "a", "ar": "b"}}]}},
+     "kind 'praise' is not one of"),
+    ({"wrapup_max_extension": -1}, "greater than or equal to 0"),
+])
+def test_bad_agent_work_config_is_refused_naming_the_problem(raw: dict[str, Any], msg: str
+                                                             ) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=msg):
+        AgentWork.model_validate(raw)
+
+
+def test_sub_reasons_of_an_unknown_entity_are_a_config_problem() -> None:
+    assert WORK.problems({"moph"}) == ["agent_work.sub_reasons: unknown entity 'phcc'"]
+    assert WORK.problems({"phcc"}) == []
