@@ -118,16 +118,16 @@ def test_a_complaint_tagged_after_hang_up_is_archived_once_and_reported(
     before = complaints(stack)
 
     async def scenario(pool: Any, wu: Any, hist: Any) -> tuple[Any, str]:
-        async with hist.subscribed() as live, asyncio.timeout(60):
-            async with asyncio.TaskGroup() as tg:
-                calling = tg.create_task(asyncio.to_thread(
-                    stack.call, f"{PHCC_EN},wait:3000,hangup", None, "1091"))
-                async for ch in live:  # the agent's wrap-up begins once the caller hangs up
-                    if ch.agent == AGENT and ch.kind == "wrapup":
-                        break
-                # the test config's 2 s wrap-up is stretched so the tag and *25 land in it
-                assert await wu.extend(AGENT, 60) > time.time() + 30
-                await wu.tag(AGENT, ch.call, "complaint", None, "<b>rude</b>\x07 reply")
+        async with (hist.subscribed() as live, asyncio.timeout(60),
+                    asyncio.TaskGroup() as tg):
+            calling = tg.create_task(asyncio.to_thread(
+                stack.call, f"{PHCC_EN},wait:3000,hangup", None, "1091"))
+            async for ch in live:  # the agent's wrap-up begins once the caller hangs up
+                if ch.agent == AGENT and ch.kind == "wrapup":
+                    break
+            # the test config's 2 s wrap-up is stretched so the tag and *25 land in it
+            assert await wu.extend(AGENT, 60) > time.time() + 30
+            await wu.tag(AGENT, ch.call, "complaint", None, "<b>rude</b>\x07 reply")
         res, _caller = calling.result()
         return res, str(ch.call)
 
