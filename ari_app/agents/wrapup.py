@@ -88,6 +88,17 @@ class WrapUps:
                                  for s in subs if s.kind == k]}
                 for k in REASON_KINDS]
 
+    async def call_to_tag(self, agent_id: str) -> tuple[str, str] | None:
+        """(call id, its entity) the agent may tag now: the call they are on, else
+        their last wrap-up's until their next offer; None if none. The entity is
+        what `reasons()` wants; '' when the call had none."""
+        k = self.pool.base + "agent:" + agent_id
+        st, call, ent, wcall, went = (_s(v) for v in await self.pool.redis.hmget(
+            k, ["state", "call", "ent", "wcall", "went"]))
+        if st in ("offered", "on_call") and call:
+            return call, ent or ""
+        return (wcall, went or "") if wcall else None
+
     async def _run(self, script: Any, *args: str | int) -> str:
         res = _s(await script(keys=[self.pool.base + "agents"], args=[self.pool.base, *args]))
         return res or ""

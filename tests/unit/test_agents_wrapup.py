@@ -99,6 +99,7 @@ async def test_bad_tags_are_refused_with_the_reason(redis: Redis) -> None:
 
 async def test_done_ends_wrapup_and_an_untagged_one_names_its_call(redis: Redis) -> None:
     pool, wu, _sink = await setup(redis)
+    assert await wu.call_to_tag("a1") == ("c1", "phcc")
     await wu.tag("a2", "c2", "inquiry", "appointment", None)
     await wu.done("a1")
     await wu.done("a2")
@@ -113,6 +114,7 @@ async def test_done_ends_wrapup_and_an_untagged_one_names_its_call(redis: Redis)
     # still the agent's last call until the next offer: a late tag is accepted
     await wu.tag("a1", "c1", "other", None, None)
     assert await pool.take(Q, "c3", entity="phcc") is not None
+    assert await wu.call_to_tag("a1") == ("c3", "phcc")  # ringing: the new call's
     with pytest.raises(WrapUpError, match="not this agent's call"):
         await wu.tag("a1", "c1", "other", None, None)
 
