@@ -240,6 +240,7 @@ return st
 # ARGV: B, id, '1' | '0'
 REACH = _script(r"""
 local id = ARGV[2]
+promote(now_ms())  -- a wrap-up that is over is logged as over before this change
 local st = state_of(id)
 if not st then return 'err:unknown' end
 local k = B .. 'agent:' .. id
