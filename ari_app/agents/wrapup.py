@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from redis.exceptions import RedisError
 
 from ari_app.agents import wrapup_scripts
-from ari_app.agents.pool import AgentPool, _s
+from ari_app.agents.pool import AgentPool, AgentStateError, _s
 from ari_app.config.agent_work import REASON_KINDS, REASON_LABELS, AgentWork
 from ari_app.logs import get_logger
 from ari_app.records.agent_events import NO_REASON
@@ -87,6 +87,23 @@ class WrapUps:
                  "sub_reasons": [{"id": s.id, "labels": dict(s.labels)}
                                  for s in subs if s.kind == k]}
                 for k in REASON_KINDS]
+
+    def pause_reasons(self) -> list[dict[str, Any]]:
+        """The configured pause reasons, for a form: [{"id", "digit", "labels"}]."""
+        return [{"id": p.id, "digit": p.digit, "labels": dict(p.labels)}
+                for p in self.work.pause_reasons]
+
+    async def pause(self, agent_id: str, reason: str) -> str:
+        """Pause with a configured reason ("missed_call" is the system's, refused);
+        'paused', or 'pause_pending' on a call (it starts when the call ends)."""
+        self._known(agent_id)
+        if reason not in self.work.pause_ids():
+            raise WrapUpError(f"unknown pause reason {reason!r}: one of "
+                              f"{', '.join(p.id for p in self.work.pause_reasons)}")
+        try:
+            return await self.pool.pause(agent_id, reason)
+        except AgentStateError as e:
+            raise WrapUpError(str(e)) from None
 
     async def call_to_tag(self, agent_id: str) -> tuple[str, str] | None:
         """(call id, its entity) the agent may tag now: the call they are on, else

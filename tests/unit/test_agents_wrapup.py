@@ -246,3 +246,18 @@ def test_bad_agent_work_config_is_refused_naming_the_problem(raw: dict[str, Any]
 def test_sub_reasons_of_an_unknown_entity_are_a_config_problem() -> None:
     assert WORK.problems({"moph"}) == ["agent_work.sub_reasons: unknown entity 'phcc'"]
     assert WORK.problems({"phcc"}) == []
+
+
+async def test_pause_takes_configured_reasons_only(redis: Redis) -> None:
+    pool, wu, _sink = await setup(redis)
+    assert [p["id"] for p in wu.pause_reasons()][:2] == ["break", "prayer"]
+    assert wu.pause_reasons()[1]["labels"]["ar"] == "صلاة"
+    for bad in ("missed_call", "nap", ""):
+        with pytest.raises(WrapUpError, match="unknown pause reason"):
+            await wu.pause("a1", bad)
+    assert await wu.pause("a1", "meal") == "paused"  # ends the wrap-up
+    st = await pool.status("a1")
+    assert st is not None and st.state is AgentState.PAUSED and st.reason == "meal"
+    await pool.logout("a2")
+    with pytest.raises(WrapUpError, match="logged_out"):
+        await wu.pause("a2", "meal")
