@@ -58,12 +58,22 @@ def _names_and_other(config: str | None) -> tuple[dict[str, str], tuple[str, ...
     return names, (cfg.other_departments.id,)
 
 
+# filters a kind of report cannot honour: refused rather than silently ignored
+_NOT_FOR = {"calls": ("agent",), "reasons": ("site", "language", "agent"),
+            "agents": ("entity", "language")}
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ari_app.reports.charts import write_charts
     from ari_app.reports.compute import Period, Query, compute
     from ari_app.reports.render import to_csv, to_json, to_table
 
     args.tz = resolve_tz(args)
+    unused = [f"--{f}" for f in _NOT_FOR[args.kind] if getattr(args, f)]
+    if unused:
+        print(f"hotline: {', '.join(unused)} does not apply to --kind {args.kind}",
+              file=sys.stderr)
+        return 2
     try:
         if args.month:
             period = Period.month(args.month, args.tz)

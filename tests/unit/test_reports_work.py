@@ -101,14 +101,18 @@ TAGS = [("c1", "complaint", "staff"), ("c3", "inquiry", None), ("c6", "inquiry",
 def archive(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Archive]:
     a = Archive(archive_maker(request, request.param, tmp_path_factory.mktemp("work"))("w"))
+    fill(a)
+    yield a
+    a.close()
+
+
+def fill(a: Archive) -> None:
     a.insert(CALLS)
     # c9's tag comes after its wrap-up timed out untagged: the later fact wins
     stored = a.add_events(ev for eid, f in entries() for ev in decode(f, eid)[1] or [])
     assert stored.new == len(CHANGES) + 2  # and the two "no reason" facts
     a.add_events(late_fact(c, "tagged", "wrapup", {"reason": k, "reason_detail": d,
                                                    "tagged_by": "a1"}) for c, k, d in TAGS)
-    yield a
-    a.close()
 
 
 def test_agent_events_and_no_reason_facts_are_archived_once(archive: Archive) -> None:
@@ -219,3 +223,32 @@ def test_agent_formats(archive: Archive, tmp_path: Path) -> None:
     table = agents_table(rep)
     assert "0:15:00" in table and "prayer" in table  # a1's prayer pause
     assert agents_chart(rep, tmp_path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(("argv", "msg"), [
+    (["--kind", "agents", "--entity", "phcc"], "--entity does not apply to --kind agents"),
+    (["--kind", "reasons", "--site", "doha"], "--site does not apply to --kind reasons"),
+    (["--agent", "a1"], "--agent does not apply to --kind calls"),
+])
+def test_a_filter_a_report_cannot_honour_is_refused(
+        argv: list[str], msg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ari_app.cli import main
+
+    code = main(["report", "--month", "2025-03", "--db", str(tmp_path / "a.sqlite3"), *argv])
+    assert code == 2 and msg in capsys.readouterr().err
+
+
+def test_the_cli_writes_each_kind_and_its_chart(tmp_path: Path) -> None:
+    from ari_app.cli import main
+
+    db = tmp_path / "cli.sqlite3"
+    with Archive(db) as a:  # the CLI's own path; the figures are tested on both above
+        fill(a)
+    for kind, chart in (("reasons", "reasons_per_entity.png"),
+                        ("agents", "agent_time_per_site.png")):
+        out = tmp_path / f"{kind}.json"
+        assert main(["report", "--kind", kind, "--month", "2025-03", "--tz", "UTC",
+                     "--format", "json", "--out", str(out), "--charts", str(tmp_path),
+                     "--db", str(db)]) == 0
+        assert json.loads(out.read_text())["schema"] == f"hotline.{kind}/1"
+        assert (tmp_path / chart).stat().st_size > 1000
