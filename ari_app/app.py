@@ -20,9 +20,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ari_app.agents.features import handle_feature
+from ari_app.agents.history import AgentHistory
 from ari_app.agents.pool import AgentPool
 from ari_app.agents.roster import Roster
 from ari_app.agents.sites import SiteWatch
+from ari_app.agents.wrapup import WrapUps
 from ari_app.ami.monitor import AmiMonitor
 from ari_app.announcements.api import AnnouncementApi
 from ari_app.announcements.cache import AnnouncementCache
@@ -95,10 +97,14 @@ class Hotline:
         prefix = cfg.redis.key_prefix
         self.roster = Roster.from_config(cfg)
         self.pool = AgentPool(self.redis, cfg.agents, key_prefix=prefix)
+        self.history = AgentHistory(self.redis, key_prefix=prefix)
         self.waiting = WaitingQueues(self.redis, key_prefix=prefix)
         self.box = OfferBox()
         self.dispatcher = Dispatcher(cfg, cfg.queue, self.redis, self.pool, self.waiting,
                                      self.box, instance=cfg.instance_id)
+        # the agent desktop (ari_app/desktop) and the feature codes tag calls through it
+        self.wrapups = WrapUps(self.pool, self.records, cfg.agent_work,
+                               on_available=self.dispatcher.wake_all)
         self.estimator = SharedWaitEstimator(self.redis, key_prefix=prefix)
         self.queue = QueueService(cfg, cfg.queue, self.pool, self.waiting, self.roster, self.box,
                                   self.dispatcher, estimator=self.estimator,
@@ -181,7 +187,7 @@ class Hotline:
     async def _feature(self, interaction: Interaction, ev: Event) -> None:
         try:
             await handle_feature(interaction.session, self.pool, self.roster, ev,
-                                 on_change=self.dispatcher.wake_all)
+                                 on_change=self.dispatcher.wake_all, wrapups=self.wrapups)
         finally:
             self.router.unregister(interaction.session.channel_id)
 
@@ -287,6 +293,7 @@ class Hotline:
             services.create_task(self.web.serve(self._services_stop), name="web")
             services.create_task(self.ami.run(self._services_stop), name="ami")
             services.create_task(self.dispatcher.run(self._services_stop), name="dispatcher")
+            services.create_task(self.wrapups.run_timer(self._services_stop), name="wrapup-timer")
             services.create_task(self.sites.run(self._services_stop), name="sites")
             services.create_task(self.records.drain_forever(self._services_stop), name="spool")
             services.create_task(self.runner.janitor.run(self._services_stop), name="janitor")
