@@ -20,9 +20,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ari_app.agents.features import handle_feature
+from ari_app.agents.history import AgentHistory
 from ari_app.agents.pool import AgentPool
 from ari_app.agents.roster import Roster
 from ari_app.agents.sites import SiteWatch
+from ari_app.agents.wrapup import WrapUps
 from ari_app.ami.monitor import AmiMonitor
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
@@ -92,10 +94,14 @@ class Hotline:
         prefix = cfg.redis.key_prefix
         self.roster = Roster.from_config(cfg)
         self.pool = AgentPool(self.redis, cfg.agents, key_prefix=prefix)
+        self.history = AgentHistory(self.redis, key_prefix=prefix)
         self.waiting = WaitingQueues(self.redis, key_prefix=prefix)
         self.box = OfferBox()
         self.dispatcher = Dispatcher(cfg, cfg.queue, self.redis, self.pool, self.waiting,
                                      self.box, instance=cfg.instance_id)
+        # the agent desktop (ari_app/desktop) and the feature codes tag calls through it
+        self.wrapups = WrapUps(self.pool, self.records, cfg.agent_work,
+                               on_available=self.dispatcher.wake_all)
         self.estimator = SharedWaitEstimator(self.redis, key_prefix=prefix)
         self.queue = QueueService(cfg, cfg.queue, self.pool, self.waiting, self.roster, self.box,
                                   self.dispatcher, estimator=self.estimator,
@@ -172,7 +178,7 @@ class Hotline:
     async def _feature(self, interaction: Interaction, ev: Event) -> None:
         try:
             await handle_feature(interaction.session, self.pool, self.roster, ev,
-                                 on_change=self.dispatcher.wake_all)
+                                 on_change=self.dispatcher.wake_all, wrapups=self.wrapups)
         finally:
             self.router.unregister(interaction.session.channel_id)
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from ari_app.config.agent_work import AgentWork
+
 # the service settings and the building blocks live beside this module; they are
 # re-exported here, where the rest of the app has always found them
 from ari_app.config.base import Ident as Ident
@@ -188,6 +190,7 @@ class HotlineConfig(Strict):
     # in one playback are named by path under it
     asterisk_sounds_dir: Path = Path("/usr/share/asterisk/sounds")
     queue: QueueSettings = QueueSettings()
+    agent_work: AgentWork = AgentWork()
     # where records wait, fsync'd, while Redis is unreachable
     records_spool: Path = Path("../var/records.spool.jsonl")
     # the local day and month that reports and the wallboard's "today" count in
@@ -239,6 +242,7 @@ class HotlineConfig(Strict):
         if self.site is not None and self.site not in site_ids:
             raise ValueError(f"site: unknown site {self.site!r}")
         problems = self.queue.problems(entity_ids, site_ids, set(codes))
+        problems += self.agent_work.problems(entity_ids)
         agent_ids = {a.id for a in self.agents}
         problems += [f"queue.supervisors: unknown agent {a!r}" for a in self.queue.supervisors
                      if a not in agent_ids]

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from ari_app.records import agent_events
+from ari_app.records.agent_events import AgentEvent
 from ari_app.records.backend import (
     POSTGRESQL,
     ArchiveError,
@@ -43,6 +45,7 @@ from ari_app.records.schema import (
     DIALECTS,
     JSON_COLUMNS,
     RECORD_COLUMNS,
+    RECORD_COLUMNS_V2,
     SCALAR_COLUMNS,
     SCHEMA_VERSION,
     SCHEMA_VERSION_DDL,
@@ -196,7 +199,7 @@ class Archive:
         """Version 1 kept only rows: give each its event 0, so a late fact can fold onto it.
 
         The event carries the row's own archived_at: it was archived then."""
-        cols = ", ".join(RECORD_COLUMNS)
+        cols = ", ".join(RECORD_COLUMNS_V2)
         cur = self.db.execute(f"SELECT {cols}, archived_at FROM calls")  # noqa: S608
         while rows := cur.fetchmany(_BACKFILL_BATCH):
             self.db.executemany(self.dialect.insert_event,
@@ -234,12 +237,13 @@ class Archive:
         cur = self.db.execute("SELECT COUNT(*) FROM events WHERE call_id = ?", (call_id,))
         return int(cur.fetchone()[0]) == 1
 
-    def add_events(self, events: Iterable[RecordEvent]) -> Stored:
+    def add_events(self, events: Iterable[RecordEvent | AgentEvent]) -> Stored:
         """Store events and re-fold their calls, all in one transaction."""
         with self.transaction():
             return self.add_events_in_tx(events, utcnow())
 
-    def add_events_in_tx(self, events: Iterable[RecordEvent], archived_at: str) -> Stored:
+    def add_events_in_tx(self, events: Iterable[RecordEvent | AgentEvent],
+                         archived_at: str) -> Stored:
         """Keep the events not seen before, then re-fold every call that gained one.
 
         Raises BadEvent for an event no archive may keep, and FoldError when a
@@ -248,6 +252,13 @@ class Archive:
         out = Stored()
         touched: dict[str, None] = {}
         for ev in events:
+            if isinstance(ev, AgentEvent):  # an agent's state change: no call to fold
+                row = agent_events.to_row(ev, archived_at)
+                if self.db.execute(self.dialect.insert_agent_event, row).rowcount:
+                    out.new += 1
+                else:
+                    out.duplicates += 1
+                continue
             why = problem(ev)
             if why is not None:
                 raise BadEvent(ev.id, why)

@@ -32,7 +32,7 @@ from ari_app.records.model import CallRecord, parse_iso, utcnow
 EVENT_VERSION = 2
 LIST_FIELDS = ("entity_path", "prompts", "queue", "offers", "consults")
 # a late fact may set only what the call path never sets itself
-LATE_FIELDS = frozenset({"reason", "reason_detail", "note"})
+LATE_FIELDS = frozenset({"reason", "reason_detail", "note", "tagged_by"})
 MAX_EVENTS_PER_CALL = 500
 
 

@@ -119,6 +119,7 @@ class CallRecord(BaseModel):
     reason: str | None = Field(None, max_length=40)
     reason_detail: str | None = Field(None, max_length=80)
     note: str | None = Field(None, max_length=500)
+    tagged_by: str | None = Field(None, max_length=64)
 
 
 def utcnow() -> str:

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ari_app.records.agent_events import AGENT_EVENT_COLUMNS
 from ari_app.records.backend import POSTGRESQL, SQLITE
 from ari_app.records.events import RecordEvent, diff
 from ari_app.records.model import CallRecord, Outcome, seconds_between
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # (column, SQL type), version 1. Every CallRecord field appears once across versions.
 SCALAR_COLUMNS_V1: tuple[tuple[str, str], ...] = (
@@ -63,7 +64,11 @@ SCALAR_COLUMNS_V2: tuple[tuple[str, str], ...] = (
 )
 JSON_COLUMNS_V2: tuple[str, ...] = ("consults",)
 
-SCALAR_COLUMNS = SCALAR_COLUMNS_V1 + SCALAR_COLUMNS_V2
+# version 3, "wrapup": who tagged the call reason (a late fact), and the agents'
+# state history (records/agent_events.py)
+SCALAR_COLUMNS_V3: tuple[tuple[str, str], ...] = (("tagged_by", "TEXT"),)
+
+SCALAR_COLUMNS = SCALAR_COLUMNS_V1 + SCALAR_COLUMNS_V2 + SCALAR_COLUMNS_V3
 JSON_COLUMNS = JSON_COLUMNS_V1 + JSON_COLUMNS_V2
 DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("answered", "INTEGER NOT NULL"),
@@ -75,8 +80,11 @@ DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
 RECORD_COLUMNS: tuple[str, ...] = (
     tuple(c for c, _ in SCALAR_COLUMNS_V1) + JSON_COLUMNS_V1
     + tuple(c for c, _ in SCALAR_COLUMNS_V2) + JSON_COLUMNS_V2
+    + tuple(c for c, _ in SCALAR_COLUMNS_V3)
 )  # fmt: skip
 ALL_COLUMNS = RECORD_COLUMNS + tuple(c for c, _ in DERIVED_COLUMNS)
+# what a version 1 row is read as when version 2 backfills its events
+RECORD_COLUMNS_V2 = RECORD_COLUMNS[: len(RECORD_COLUMNS) - len(SCALAR_COLUMNS_V3)]
 _JSON = frozenset(JSON_COLUMNS)
 
 _DDL_V1 = [
@@ -111,7 +119,27 @@ _DDL_V2 = [
 ]
 # SQL per version; archive.py also backfills the events of version 1 rows
 # when it applies version 2 (that part needs the fold's own code, not SQL).
-MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2}
+_DDL_V3_WRAPUP = [
+    *(f"ALTER TABLE calls ADD COLUMN {c} {t}" for c, t in SCALAR_COLUMNS_V3),
+    "CREATE TABLE agent_events (\n"
+    "  event_id TEXT NOT NULL PRIMARY KEY,\n"
+    "  agent TEXT NOT NULL,\n"
+    "  site TEXT NOT NULL,\n"
+    "  kind TEXT NOT NULL,\n"
+    "  state TEXT NOT NULL,\n"
+    "  reason TEXT,\n"
+    "  call_id TEXT,\n"
+    "  reachable INTEGER NOT NULL,\n"
+    "  at TEXT NOT NULL,\n"
+    "  at_ms BIGINT NOT NULL,\n"
+    "  data TEXT NOT NULL,\n"
+    "  archived_at TEXT NOT NULL\n"
+    ")",
+    "CREATE INDEX agent_events_agent_at ON agent_events(agent, at_ms)",
+    "CREATE INDEX agent_events_at ON agent_events(at_ms)",
+]
+MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2, 3: _DDL_V3_WRAPUP}
+MIGRATION_NAMES = {1: "calls", 2: "events", 3: "wrapup"}
 
 
 def _pg_ddl(stmt: str) -> str:
@@ -158,6 +186,15 @@ PG_INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
 )
+_AE_COLS = ", ".join(AGENT_EVENT_COLUMNS)
+INSERT_AGENT_EVENT = (
+    f"INSERT OR IGNORE INTO agent_events ({_AE_COLS}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(AGENT_EVENT_COLUMNS))})"
+)
+PG_INSERT_AGENT_EVENT = (
+    f"INSERT INTO agent_events ({_AE_COLS}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(AGENT_EVENT_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
+)
 SELECT_CALL_EVENTS = (
     "SELECT event_id, call_id, seq, at, kind, source, data FROM events WHERE call_id = ?"
 )
@@ -180,11 +217,13 @@ class Dialect:
     insert_event: str
     select_events_range: str
     begin: str  # SQLite takes the write lock at BEGIN, so two writers never deadlock
+    insert_agent_event: str = INSERT_AGENT_EVENT
 
 
 DIALECTS = {
     SQLITE: Dialect(SQLITE, INSERT_EVENT, SELECT_EVENTS_RANGE, "BEGIN IMMEDIATE"),
-    POSTGRESQL: Dialect(POSTGRESQL, PG_INSERT_EVENT, PG_SELECT_EVENTS_RANGE, "BEGIN"),
+    POSTGRESQL: Dialect(POSTGRESQL, PG_INSERT_EVENT, PG_SELECT_EVENTS_RANGE, "BEGIN",
+                        PG_INSERT_AGENT_EVENT),
 }
 
 
@@ -237,10 +276,11 @@ def event_from_row(row: Sequence[Any]) -> RecordEvent:
 
 
 def backfill_event_row(row: Sequence[Any]) -> tuple[Any, ...]:
-    """The event 0 of a version 1 row (RECORD_COLUMNS then archived_at), as
+    """The event 0 of a version 1 row (RECORD_COLUMNS_V2 then archived_at), as
     `record_to_events` would make it, straight from the row: no validation, so
     a row today's model would refuse cannot stop an archive's upgrade (its
     call keeps its row; only a later fold of it would be refused)."""
-    d = {c: json.loads(row[i]) if c in _JSON else row[i] for i, c in enumerate(RECORD_COLUMNS)}
+    d = {c: json.loads(row[i]) if c in _JSON else row[i]
+         for i, c in enumerate(RECORD_COLUMNS_V2)}
     return (f"{d['call_id']}:0", d["call_id"], 0, d["ended_at"] or d["arrived_at"], "record",
             "call", _json(diff({}, d)), row[-1])
