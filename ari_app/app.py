@@ -24,7 +24,7 @@ from ari_app.agents.history import AgentHistory
 from ari_app.agents.pool import AgentPool
 from ari_app.agents.roster import Roster
 from ari_app.agents.sites import SiteWatch
-from ari_app.agents.wrapup import WrapUps
+from ari_app.agents.wrapup import WrapUpError, WrapUps
 from ari_app.ami.monitor import AmiMonitor
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
@@ -33,6 +33,7 @@ from ari_app.config.secure import https_context, redis_kwargs
 from ari_app.conversation.consult import Consulting
 from ari_app.conversation.deps import TalkDeps
 from ari_app.conversation.states import Talking
+from ari_app.desktop.deps import WrapUp
 from ari_app.desktop.setup import build_desktop
 from ari_app.fastagi.server import AgiServer
 from ari_app.interactions.context import CallContext
@@ -116,7 +117,8 @@ class Hotline:
         self.sites = SiteWatch(cfg, self.redis, self.pool)
         control = _WakingControl(self.pool, self.dispatcher)
         self.desktop, self.screenpop = build_desktop(
-            cfg, self.redis, salt, control, https=cfg.http.tls_cert is not None)
+            cfg, self.redis, salt, control, https=cfg.http.tls_cert is not None,
+            wrapup=WrapUp(self.wrapups, WrapUpError))
         self.registry, first = wire_states(
             cfg, self.queue, self.counters,
             on_offer=self.screenpop.offered if self.screenpop is not None else None)

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from ari_app.config.desktop import DesktopSettings, PauseReason
+from ari_app.config.agent_work import PauseReason
+from ari_app.config.desktop import DesktopSettings
 from ari_app.desktop.auth import DesktopAuth
 from ari_app.desktop.history import CallerHistory
 
@@ -51,9 +52,6 @@ class DesktopDeps:
     key_prefix: str
     agents: AgentActions
     history: CallerHistory | None
+    # the center's pause reasons (agent_work.pause_reasons); "missed_call" is the system's
+    pause_reasons: Sequence[PauseReason]
     wrapup: WrapUp | None = None
-    # the pause reasons an agent may pick; the wrap-up package's list when wired
-    pause_reasons: Sequence[PauseReason] = ()
-
-    def reasons(self) -> Sequence[PauseReason]:
-        return self.pause_reasons or self.settings.pause_reasons

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ari_app.config.models import HotlineConfig
+from ari_app.desktop.screenpop import names_of
 from ari_app.logs import get_logger
 from ari_app.records.backend import POSTGRESQL, PgConnection, exists, parse_target
 from ari_app.records.backend import password_file as backend_password_file
@@ -34,7 +35,7 @@ log = get_logger("desktop.history")
 
 CACHE_SECONDS = 60.0
 CACHE_SIZE = 2000
-COLUMNS = "call_id, arrived_at, entity, language, outcome, reason, reason_detail, agent"
+COLUMNS = "call_id, arrived_at, entity, language, outcome, reason, reason_detail, note, agent"
 SQLITE_QUERY = (
     f"SELECT {COLUMNS} FROM calls WHERE arrived_at >= ? AND arrived_at < ? "  # noqa: S608
     "AND caller != '' AND hotline_caller_hash(caller) = ? AND call_id != ? "
@@ -60,6 +61,7 @@ class PastCall:
     outcome: str | None
     reason: str | None
     reason_detail: str | None
+    note: str | None
     agent: str | None
 
 
@@ -70,6 +72,7 @@ class CallerHistory:
         self.days = cfg.desktop.history_days
         self.limit = cfg.desktop.history_max_calls
         self._salt = salt
+        self.names = names_of(cfg)
         self._cache: OrderedDict[tuple[str, str], tuple[float, list[PastCall]]] = OrderedDict()
         self._running = asyncio.Semaphore(2)
 
@@ -131,5 +134,5 @@ class CallerHistory:
             db.close()
 
 
-def as_json(calls: list[PastCall]) -> list[dict[str, Any]]:
-    return [c.__dict__.copy() for c in calls]
+def as_json(calls: list[PastCall], names: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    return [{**c.__dict__, "entity_name": names.get(c.entity or "")} for c in calls]

@@ -200,7 +200,7 @@ class DeskStreams:
         try:
             calls = await asyncio.wait_for(self.deps.history.lookup(hashed, call_id),
                                            HISTORY_TIMEOUT)
-            out.update(calls=as_json(calls), error=None)
+            out.update(calls=as_json(calls, self.deps.history.names), error=None)
         except HistoryUnavailable as e:
             log.warning("desktop.history_unavailable", call_id=call_id, error=str(e))
             out.update(calls=[], error="call history unavailable")

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from ari_app.agents.pool import AgentStateError
+from ari_app.agents.wrapup import clean_note
 from ari_app.desktop.auth import AUTH_KEY, refuse, require_session, session_of
 from ari_app.desktop.deps import DesktopDeps
 from ari_app.desktop.live import DeskStreams
@@ -138,7 +139,7 @@ class Desktop:
                               "yourself")
 
     def _reason_ids(self) -> list[str]:
-        return [r.id for r in self.deps.reasons()]
+        return [r.id for r in self.deps.pause_reasons]
 
     # -- API -----------------------------------------------------------------------------------
     @require_session()
@@ -147,7 +148,8 @@ class Desktop:
         status = await self.deps.agents.status(s.user) if s.role == "agent" else None
         return web.json_response({
             "user": s.user, "role": s.role, "csrf": s.csrf, "status": status,
-            "pause_reasons": [r.model_dump() for r in self.deps.reasons()],
+            "pause_reasons": [{"id": r.id, "labels": dict(r.labels)}
+                              for r in self.deps.pause_reasons],
             "wrapup": self.deps.wrapup is not None,
         })
 
@@ -211,6 +213,9 @@ class Desktop:
                     raise refuse(400, f"'note' must be a string of at most {MAX_NOTE} "
                                       "characters")
                 await wrap.service.tag(agent_id, call_id, kind, sub or None, note or None)
+                # what the record keeps, for the desk to show (as text)
+                out.update(call_id=call_id, kind=kind, sub_reason=sub or None,
+                           note=clean_note(note, MAX_NOTE) if note else None)
             elif action == "done":
                 await wrap.service.done(agent_id)
             else:

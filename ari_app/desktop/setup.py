@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from redis.asyncio import Redis
 
-from ari_app.config.desktop import PauseReason
 from ari_app.config.models import HotlineConfig
 from ari_app.desktop.accounts import AccountError, Accounts
 from ari_app.desktop.auth import DesktopAuth, SessionStore, SigninLimiter
@@ -17,8 +14,7 @@ from ari_app.desktop.screenpop import ScreenPop
 
 
 def build_desktop(cfg: HotlineConfig, redis: Redis, salt: str, agents: AgentActions, *,
-                  https: bool, wrapup: WrapUp | None = None,
-                  pause_reasons: Sequence[PauseReason] = ()) -> tuple[Desktop, ScreenPop | None]:
+                  https: bool, wrapup: WrapUp | None = None) -> tuple[Desktop, ScreenPop | None]:
     """The desktop's routes, and the screen-pop hook for the queue (None: desktop off).
 
     A configured credentials file that cannot be read is a start-up error."""
@@ -34,6 +30,6 @@ def build_desktop(cfg: HotlineConfig, redis: Redis, salt: str, agents: AgentActi
                        SigninLimiter(redis, prefix, settings), secure_cookie=https)
     deps = DesktopDeps(settings=settings, auth=auth, redis=redis, key_prefix=prefix,
                        agents=agents, history=CallerHistory(cfg, salt) if accounts else None,
-                       wrapup=wrapup, pause_reasons=pause_reasons)
+                       wrapup=wrapup, pause_reasons=cfg.agent_work.pause_reasons)
     pop = ScreenPop(redis, cfg, salt) if accounts is not None else None
     return Desktop(deps), pop
