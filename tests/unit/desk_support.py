@@ -70,8 +70,11 @@ def desk_config(tmp: Path, **settings: Any) -> HotlineConfig:
             _written["body"] = creds.read_bytes()
         creds.write_bytes(_written["body"])
         creds.chmod(0o600)
+    update: dict[str, Any] = {}
+    if "archive" in settings:
+        update["archive"] = cfg.archive.model_copy(update={"url": settings.pop("archive")})
     desk = DesktopSettings(credentials_file=creds, **settings)
-    return cfg.model_copy(update={"desktop": desk, "redis": cfg.redis.model_copy(
+    return cfg.model_copy(update={**update, "desktop": desk, "redis": cfg.redis.model_copy(
         update={"key_prefix": f"d-{uuid.uuid4().hex[:8]}"})})
 
 

@@ -33,7 +33,7 @@ async def test_sign_in_sets_a_strict_cookie_and_me_answers(redis_url: str, tmp_p
             me = await r.json()
         assert me["user"] == "a001" and me["role"] == "agent" and me["csrf"] == csrf
         assert me["status"]["state"] == "logged_out"
-        assert [p["id"] for p in me["pause_reasons"]][:2] == ["prayer", "meal"]
+        assert [p["id"] for p in me["pause_reasons"]][:3] == ["break", "prayer", "meal"]
         # the session key in Redis holds the hash of the cookie's id, never the id
         sid = cookie.split(";")[0].split("=", 1)[1]
         keys = [k.decode() async for k in st.redis.scan_iter(match="*desk:session:*")]
