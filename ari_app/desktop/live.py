@@ -1,15 +1,17 @@
 """The desk's live stream: GET /desktop/events (server-sent events, one per desk).
 
 Events:
-  state    the agent's own state (pool status), sent on connect and on change
-           (checked every `STATE_INTERVAL`, and at once after a pop)
+  state    the agent's own state (pool status), sent on connect and on change:
+           read again at once when the pool announces a change of this agent
+           (agents/history.py's channel), and every `STATE_INTERVAL` anyway
   pop      the screen-pop of the call being offered or talked to
   history  the caller's earlier calls (after the pop: the archive is slower)
   unavailable   live data cannot be read (Redis away)
 
-Pops reach this instance through one Redis pub/sub subscription (`PopListener`,
-a task the web application owns from start-up to clean-up), whichever instance
-drives the call; a desk that connects later reads the pop's key.
+Pops and state changes reach this instance through one Redis pub/sub
+subscription (`DeskStreams.listen`, a task the web application owns from
+start-up to clean-up), whichever instance drives the call or changes the
+agent; a desk that connects later reads the pop's key.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from ari_app.agents.history import channel_name as state_channel
+from ari_app.agents.history import parse_change
 from ari_app.desktop.deps import DesktopDeps
 from ari_app.desktop.history import HistoryUnavailable, as_json
 from ari_app.desktop.screenpop import pop_channel, public, read_pop
@@ -37,6 +41,10 @@ RETRY_MS = 2000
 HISTORY_TIMEOUT = 10.0
 MAX_DESKS = 2000
 Message = dict[str, Any] | None  # None ends the stream (shutdown)
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def frame(event: str, data: Any) -> bytes:
@@ -60,11 +68,23 @@ class DeskStreams:
         if not isinstance(agent, str):
             return
         self.pops_received += 1
+        self._put(agent, pop)
+
+    def _put(self, agent: str, msg: Message) -> None:
         for q in list(self.desks.get(agent, ())):
             if q.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     q.get_nowait()
-            q.put_nowait(pop)
+            q.put_nowait(msg)
+
+    def changed(self, raw: bytes | str) -> None:
+        """The pool changed an agent's state: their desks read it now."""
+        try:
+            agent = parse_change(raw).agent
+        except ValueError:
+            return
+        if agent in self.desks:
+            self._put(agent, {"refresh": True})
 
     async def listen(self, app: web.Application) -> AsyncIterator[None]:
         """aiohttp cleanup context: the pub/sub listener lives as long as the server."""
@@ -76,14 +96,18 @@ class DeskStreams:
 
     async def _listen(self) -> None:
         channel = pop_channel(self.deps.key_prefix)
+        states = state_channel(self.deps.key_prefix)
         while not self.closed:
             pubsub = self.deps.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(channel)
+                await pubsub.subscribe(channel, states)
                 log.info("desktop.pops_subscribed")
                 while not self.closed:
                     msg = await pubsub.get_message(timeout=5.0)
                     if msg is None or msg.get("type") != "message":
+                        continue
+                    if _text(msg.get("channel")) == states:
+                        self.changed(msg["data"])
                         continue
                     try:
                         pop = json.loads(msg["data"])
@@ -176,6 +200,8 @@ class DeskStreams:
                 continue
             if msg is None:
                 return
+            if "refresh" in msg:
+                continue
             if "history" in msg:
                 await resp.write(frame("history", msg["history"]))
             else:

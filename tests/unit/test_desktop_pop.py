@@ -7,6 +7,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from ari_app.desktop import live
 from ari_app.desktop.history import CallerHistory
 from ari_app.desktop.screenpop import caller_hash, mask_number
 from ari_app.records.archive import Archive
@@ -84,3 +87,21 @@ async def test_a_pop_reaches_its_agents_desk_only_without_the_hash(redis_url: st
         async with http.get(st.url + "/desktop/events") as resp:
             events = await read_events(resp, 3)
         assert {e["event"] for e in events} == {"state", "pop", "history"}
+
+
+async def test_a_state_change_reaches_the_desk_at_once(redis_url: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # no periodic read within the test's time: only the pool's announcement can bring it
+    monkeypatch.setattr(live, "STATE_INTERVAL", 60.0)
+    async with desk_stack(redis_url, tmp_path) as st, client() as http:
+        await sign_in(http, st.url, "a001")
+        async with http.get(st.url + "/desktop/events") as resp:
+            first = await read_events(resp, 1)
+            assert first[0]["data"]["state"] == "logged_out"
+            await st.pool.login("a001")
+            got = await read_events(resp, 1, timeout=5)
+            await st.pool.login("a002")  # another agent's change: no event for this desk
+            await st.pool.pause("a001", "prayer")
+            got += await read_events(resp, 1, timeout=5)
+        assert [e["data"]["state"] for e in got] == ["available", "paused"]
+        assert got[1]["data"]["reason"] == "prayer"
