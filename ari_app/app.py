@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,7 +24,7 @@ from ari_app.agents.history import AgentHistory
 from ari_app.agents.pool import AgentPool
 from ari_app.agents.roster import Roster
 from ari_app.agents.sites import SiteWatch
-from ari_app.agents.wrapup import WrapUps
+from ari_app.agents.wrapup import WrapUpError, WrapUps
 from ari_app.ami.monitor import AmiMonitor
 from ari_app.announcements.api import AnnouncementApi
 from ari_app.announcements.cache import AnnouncementCache
@@ -38,7 +38,10 @@ from ari_app.config.secure import https_context, redis_kwargs
 from ari_app.conversation.consult import Consulting
 from ari_app.conversation.deps import TalkDeps
 from ari_app.conversation.states import Talking
+from ari_app.desktop.deps import WrapUp
+from ari_app.desktop.setup import build_desktop
 from ari_app.fastagi.server import AgiServer
+from ari_app.interactions.context import CallContext
 from ari_app.interactions.machine import Counters, Finish, State, StateRegistry
 from ari_app.interactions.model import Interaction
 from ari_app.interactions.recovery import Recovery
@@ -125,8 +128,13 @@ class Hotline:
                                                ann.asterisk_dir or ann_dir.resolve(),
                                                poll_seconds=ann.poll_seconds)
         announce_api = AnnouncementService(cfg, self.announce_store)
-        self.registry, first = wire_states(cfg, self.queue, self.counters,
-                                           Announcer(self.announcements))
+        control = _WakingControl(self.pool, self.dispatcher)
+        self.desktop, self.screenpop = build_desktop(
+            cfg, self.redis, salt, control, https=cfg.http.tls_cert is not None,
+            wrapup=WrapUp(self.wrapups, WrapUpError))
+        self.registry, first = wire_states(
+            cfg, self.queue, self.counters, Announcer(self.announcements),
+            on_offer=self.screenpop.offered if self.screenpop is not None else None)
         self.runner = InteractionRunner(cfg, self.prompts, self.store, self.records, self.router,
                                         lambda: self.ari.client, first, self.counters)
         self.recovery = Recovery(cfg.instance_id, cfg.ari.app, self.runner, self.registry)
@@ -135,11 +143,11 @@ class Hotline:
         token = resolve_secret(cfg.http.token, src).get_secret_value()
         self.web = WebServer(cfg.http.bind, cfg.http.port, WebDeps(
             health=self.health, live=self.live, metrics=self.counters,
-            agents=_WakingControl(self.pool, self.dispatcher), token=token,
+            agents=control, token=token,
             refresh=self.live.refresh,
             api_routes=lambda app, auth: AnnouncementApi(announce_api, auth).add_routes(app)),
             ssl_context=https_context(cfg.http, src),
-            hsts_max_age=cfg.http.hsts_max_age)
+            hsts_max_age=cfg.http.hsts_max_age, mounts=[self.desktop.mount])
         self.shutdown = asyncio.Event()
         self._services_stop = asyncio.Event()
         self._calls: asyncio.TaskGroup | None = None
@@ -331,7 +339,8 @@ class Hotline:
 
 
 def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | None,
-                announcer: Announcer | None = None
+                announcer: Announcer | None = None,
+                *, on_offer: Callable[[CallContext, str, str], Awaitable[None]] | None = None,
                 ) -> tuple[StateRegistry, Callable[[], State]]:
     """Every feature's states with their typed dependencies, in one place: the app's
     start-up and the state tests (tests/support/replay.py) wire calls alike."""
@@ -347,7 +356,8 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
     talk_deps = TalkDeps(svc=queue, counters=counters, requeue=requeue, talk=talk,
                          app_name=cfg.ari.app)
     queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk,
-                           before_queue=announcer.before_queue if announcer else None)
+                           before_queue=announcer.before_queue if announcer else None,
+                           on_offer=on_offer)
     journey_deps = JourneyDeps(
         counters=counters, handover=lambda entity: Queued(entity=entity, deps=queue_deps),
         before_menu=announcer.before_menu if announcer else None)

@@ -21,6 +21,7 @@ from ari_app.config.announcements import AnnouncementSettings
 from ari_app.config.base import Ident as Ident
 from ari_app.config.base import SecretRef as SecretRef
 from ari_app.config.base import Strict as Strict
+from ari_app.config.desktop import DesktopSettings
 from ari_app.config.queue import QueueSettings
 from ari_app.config.services import AgiSettings as AgiSettings
 from ari_app.config.services import AmiSettings as AmiSettings
@@ -173,6 +174,7 @@ class HotlineConfig(Strict):
     redis: RedisSettings = RedisSettings()
     archive: ArchiveSettings = ArchiveSettings()
     http: HttpSettings = HttpSettings()
+    desktop: DesktopSettings = DesktopSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
     languages: list[Language] = Field(min_length=1)
     default_language: str

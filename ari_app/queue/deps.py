@@ -23,3 +23,6 @@ class QueueDeps:
     # (context, entity, an offer that stops it early or None)
     before_queue: Callable[[CallContext, str, asyncio.Future[Any] | None],
                            Awaitable[None]] | None = None
+    # a call is about to ring this agent: (call, agent id, entity), for the agent's
+    # screen-pop (ari_app/desktop); must not raise and returns within half a second
+    on_offer: Callable[[CallContext, str, str], Awaitable[None]] | None = None
