@@ -58,6 +58,8 @@ from ari_app.queue.states import Queued, Ringing
 from ari_app.queue.waiting import WaitingQueues
 from ari_app.records.events import Recorder
 from ari_app.records.stream import RecordStream
+from ari_app.supervision.api import SupervisionApi
+from ari_app.supervision.service import SupervisionService
 from ari_app.web.api import PoolAgentControl
 from ari_app.web.deps import WebDeps
 from ari_app.web.server import WebServer
@@ -85,7 +87,9 @@ class Hotline:
         self.records = RecordStream(self.redis, cfg.redis.key_prefix,
                                     spool_path=cfg.resolve(cfg.records_spool))
         self.router = EventRouter(self._on_new_channel)
-        self.ari = AriSupervisor(cfg.ari, ari_password, self.router.dispatch,
+        self.supervision = SupervisionService(cfg, self.records.publish_events,
+                                              self.prompts.names)
+        self.ari = AriSupervisor(cfg.ari, ari_password, self._on_event,
                                  self._on_ari_connected, self._on_ari_lost)
         prefix = cfg.redis.key_prefix
         self.roster = Roster.from_config(cfg)
@@ -106,7 +110,7 @@ class Hotline:
         self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, own,
                               on_reconnect=self.counters.ami_reconnected)
         self.sites = SiteWatch(cfg, self.redis, self.pool)
-        self.registry, first = wire_states(cfg, self.queue, self.counters)
+        self.registry, first = wire_states(cfg, self.queue, self.counters, self.supervision)
         self.runner = InteractionRunner(cfg, self.prompts, self.store, self.records, self.router,
                                         lambda: self.ari.client, first, self.counters)
         self.recovery = Recovery(cfg.instance_id, cfg.ari.app, self.runner, self.registry)
@@ -118,6 +122,8 @@ class Hotline:
             agents=_WakingControl(self.pool, self.dispatcher), token=token,
             refresh=self.live.refresh), ssl_context=https_context(cfg.http, src),
             hsts_max_age=cfg.http.hsts_max_age)
+        SupervisionApi(self.supervision.snoop, self.web.api._authenticate,
+                       self.web.api._body).add_routes(self.web.app)
         self.shutdown = asyncio.Event()
         self._services_stop = asyncio.Event()
         self._calls: asyncio.TaskGroup | None = None
@@ -128,6 +134,12 @@ class Hotline:
         self.started = time.time()
 
     # -- events ----------------------------------------------------------------
+    def _on_event(self, ev: Event) -> None:
+        # supervision sees its phones answer and agents hang up before the router
+        # hands the event to the interaction (neither ever raises)
+        self.supervision.snoop.observe(ev)
+        self.router.dispatch(ev)
+
     def _on_new_channel(self, ev: Event) -> None:
         args = ev.get("args") or []
         kind = args[0] if args else ""
@@ -274,6 +286,7 @@ class Hotline:
             services.create_task(self.sites.run(self._services_stop), name="sites")
             services.create_task(self.records.drain_forever(self._services_stop), name="spool")
             services.create_task(self.runner.janitor.run(self._services_stop), name="janitor")
+            services.create_task(self.supervision.run(self._services_stop), name="supervision")
             services.create_task(LoopLagMonitor(self.counters).run(self._services_stop),
                                  name="loop-lag")
             services.create_task(self.counters.run_sync(self._services_stop), name="today-sync")
@@ -305,7 +318,8 @@ class Hotline:
         self.shutdown.set()
 
 
-def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | None
+def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | None,
+                supervision: SupervisionService | None = None,
                 ) -> tuple[StateRegistry, Callable[[], State]]:
     """Every feature's states with their typed dependencies, in one place: the app's
     start-up and the state tests (tests/support/replay.py) wire calls alike."""
@@ -319,7 +333,9 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
         return Talking(entity=entity, agent=agent, started=started, deps=talk_deps)
 
     talk_deps = TalkDeps(svc=queue, counters=counters, requeue=requeue, talk=talk,
-                         app_name=cfg.ari.app)
+                         app_name=cfg.ari.app,
+                         on_talk=supervision.on_talk if supervision else None,
+                         after_agent=supervision.after_agent if supervision else None)
     queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk)
     journey_deps = JourneyDeps(
         counters=counters, handover=lambda entity: Queued(entity=entity, deps=queue_deps))
@@ -330,6 +346,8 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
     for conversation in (Talking, Consulting):
         registry.add(conversation, talk_deps)
     registry.add(Finish)
+    if supervision is not None:
+        supervision.register(registry)
     return registry, lambda: Answer(deps=journey_deps)
 
 

@@ -26,6 +26,7 @@ from ari_app.config.services import AriSettings as AriSettings
 from ari_app.config.services import HttpSettings as HttpSettings
 from ari_app.config.services import RedisSettings as RedisSettings
 from ari_app.config.services import ShutdownSettings as ShutdownSettings
+from ari_app.config.supervision import SupervisionSettings
 
 Digit = Annotated[str, Field(pattern=r"^[0-9]$")]
 DialledNumber = Annotated[str, Field(pattern=r"^[0-9*#+]{2,20}$")]
@@ -186,6 +187,8 @@ class HotlineConfig(Strict):
     # in one playback are named by path under it
     asterisk_sounds_dir: Path = Path("/usr/share/asterisk/sounds")
     queue: QueueSettings = QueueSettings()
+    # recording, its retention, listen/whisper/barge, the post-call survey
+    supervision: SupervisionSettings = SupervisionSettings()
     # where records wait, fsync'd, while Redis is unreachable
     records_spool: Path = Path("../var/records.spool.jsonl")
     # the local day and month that reports and the wallboard's "today" count in
@@ -240,6 +243,7 @@ class HotlineConfig(Strict):
         agent_ids = {a.id for a in self.agents}
         problems += [f"queue.supervisors: unknown agent {a!r}" for a in self.queue.supervisors
                      if a not in agent_ids]
+        problems += self.supervision.problems(entity_ids)
         if problems:
             raise ValueError("; ".join(problems))
         try:

@@ -43,6 +43,7 @@ from ari_app.records.schema import (
     DIALECTS,
     JSON_COLUMNS,
     RECORD_COLUMNS,
+    RECORD_COLUMNS_V2,
     SCALAR_COLUMNS,
     SCHEMA_VERSION,
     SCHEMA_VERSION_DDL,
@@ -196,7 +197,7 @@ class Archive:
         """Version 1 kept only rows: give each its event 0, so a late fact can fold onto it.
 
         The event carries the row's own archived_at: it was archived then."""
-        cols = ", ".join(RECORD_COLUMNS)
+        cols = ", ".join(RECORD_COLUMNS_V2)
         cur = self.db.execute(f"SELECT {cols}, archived_at FROM calls")  # noqa: S608
         while rows := cur.fetchmany(_BACKFILL_BATCH):
             self.db.executemany(self.dialect.insert_event,
