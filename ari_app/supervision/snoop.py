@@ -250,8 +250,9 @@ class Supervision:
             started = self._expect(snoop)
             spy, whisper = SNOOP_DIRECTIONS[action]
             try:
+                # the directions ride in the args too, so ARI's channel list shows them
                 await ari.snoop(w.agent_leg, snoop, spy, whisper, self.app_name,
-                                f"snoop,{i.id},{action}")
+                                f"snoop,{i.id},{action},spy={spy},whisper={whisper}")
                 result = await asyncio.wait_for(started, SNOOP_START_TIMEOUT)
             except TimeoutError:
                 result = "gone"
