@@ -52,6 +52,8 @@ class Survey:
 
     async def run(self, ctx: CallContext) -> State | None:
         s, n = ctx.session, self.deps.settings.questions
+        if not self.answers:
+            s.pending_digits.clear()  # keys pressed while talking to the agent are no answer
         try:
             while len(self.answers) < n:
                 intro = ("survey-intro",) if not self.answers else ()

@@ -12,7 +12,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.integration.test_supervision_recording import wait_for
+from tests.integration.test_supervision_quality import wait_for
 from tests.support.stackfix import Agents, StackUnderTest
 
 PHCC_EN = "wait:400,dtmf:2"

@@ -1,12 +1,16 @@
-"""Supervision, priority 1: an answered call is recorded by Asterisk (a bridge
-recording) into a file named by the call id, and retention deletes it later,
-leaving a late fact on the call. Real SIPp caller and agent, real Asterisk."""
+"""Supervision and quality with real SIPp callers and agents on the real Asterisk:
+an answered call is recorded by Asterisk (a bridge recording) into a file named
+by the call id, and retention deletes it later, leaving a late fact on the call;
+when the agent hangs up first the caller answers the post-call survey, whose
+score reaches the archive and `hotline report`."""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +33,8 @@ def recordings_dir(stack: StackUnderTest) -> Path:
 @pytest.fixture(scope="module")
 def supervised(stack: StackUnderTest) -> Iterator[StackUnderTest]:
     settings = {"recording": {"share": 100, "directory": str(recordings_dir(stack)),
-                              "retention_days": 1, "retention_check_seconds": 1}}
+                              "retention_days": 1, "retention_check_seconds": 1},
+                "survey": {"entities": ["phcc"], "questions": 1, "answer_timeout": 3}}
     with app_config(stack, supervision=settings):
         yield stack
 
@@ -105,3 +110,59 @@ def test_answered_call_is_recorded_then_retention_deletes_it(
     later = stack.record_for(caller)
     assert later["recording_deleted_at"] == deleted[0]["data"]["set"]["recording_deleted_at"]
     assert later["recording"] == rec["recording"]  # the call still says it was recorded
+
+
+def archived(stack: StackUnderTest, call_id: str, *cols: str, timeout: float = 20) -> tuple:  # type: ignore[type-arg]
+    """The call's archived columns once its survey has been folded in."""
+    def row() -> tuple | None:  # type: ignore[type-arg]
+        if not stack.stack.archive.exists():
+            return None
+        con = sqlite3.connect(f"file:{stack.stack.archive}?mode=ro", uri=True)
+        try:
+            return con.execute(f"SELECT {', '.join(cols)} FROM calls WHERE call_id = ? "
+                               "AND survey_result IS NOT NULL", (call_id,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        finally:
+            con.close()
+    return wait_for(f"archived survey of {call_id}", row, timeout)
+
+
+def test_survey_answered_with_4_is_archived_and_reported(
+        supervised: StackUnderTest, agents: Agents) -> None:
+    stack = supervised
+    agents.phone("a014", "answer_hangup", talk_ms=1500)  # the agent hangs up first
+    agents.login("a014")
+    # the caller stays; 4 is pressed while the question plays (barge-in)
+    res, caller = stack.call(f"{PHCC_EN},wait:8000,dtmf:4,expect_bye:30000", number="1091")
+    assert res.ok, res.stderr
+    rec = stack.record_for(caller)
+    assert rec["outcome"] == "answered" and rec["hangup_by"] == "agent", rec
+    assert (rec["survey_q1"], rec["survey_result"]) == (4, "answered"), rec
+    assert any(p.endswith("survey-q1") for p in rec["prompts"]), rec["prompts"]
+    assert archived(stack, rec["call_id"], "survey_q1", "survey_result", "agent",
+                    "entity") == (4, "answered", "a014", "phcc")
+    day = rec["arrived_at"][:10]  # in Qatar (UTC+3) the same day unless near midnight
+    out = subprocess.run(
+        [sys.executable, "-m", "ari_app", "report", "--from", day, "--to", day, "--tz", "UTC",
+         "--db", str(stack.stack.archive), "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=True)
+    survey = json.loads(out.stdout)["survey"]
+    for dim, key in (("entity", "phcc"), ("agent", "a014"), ("language", "en")):
+        row = next(r for r in survey[dim] if r["key"] == key)
+        # every answered survey in this module pressed 4
+        assert row["answered"] >= 1 and row["q1_average"] == 4.0, (dim, row)
+
+
+def test_survey_without_an_answer_ends_the_call_politely(
+        supervised: StackUnderTest, agents: Agents) -> None:
+    stack = supervised
+    agents.phone("a014", "answer_hangup", talk_ms=1000)
+    agents.login("a014")
+    res, caller = stack.call(f"{PHCC_EN},expect_bye:40000", number="1091")
+    assert res.ok, res.stderr  # the hotline hung up on the silent caller
+    rec = stack.record_for(caller)
+    assert rec["outcome"] == "answered" and rec["hangup_by"] == "agent", rec
+    assert (rec["survey_q1"], rec["survey_result"]) == (None, "no_answer"), rec
+    assert rec["prompts"][-1].endswith("goodbye"), rec["prompts"][-3:]
+    assert archived(stack, rec["call_id"], "survey_result") == ("no_answer",)
