@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,9 +20,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ari_app.agents.features import handle_feature
+from ari_app.agents.history import AgentHistory
 from ari_app.agents.pool import AgentPool
 from ari_app.agents.roster import Roster
 from ari_app.agents.sites import SiteWatch
+from ari_app.agents.wrapup import WrapUpError, WrapUps
 from ari_app.ami.monitor import AmiMonitor
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
@@ -31,7 +33,10 @@ from ari_app.config.secure import https_context, redis_kwargs
 from ari_app.conversation.consult import Consulting
 from ari_app.conversation.deps import TalkDeps
 from ari_app.conversation.states import Talking
+from ari_app.desktop.deps import WrapUp
+from ari_app.desktop.setup import build_desktop
 from ari_app.fastagi.server import AgiServer
+from ari_app.interactions.context import CallContext
 from ari_app.interactions.machine import Counters, Finish, State, StateRegistry
 from ari_app.interactions.model import Interaction
 from ari_app.interactions.recovery import Recovery
@@ -94,10 +99,14 @@ class Hotline:
         prefix = cfg.redis.key_prefix
         self.roster = Roster.from_config(cfg)
         self.pool = AgentPool(self.redis, cfg.agents, key_prefix=prefix)
+        self.history = AgentHistory(self.redis, key_prefix=prefix)
         self.waiting = WaitingQueues(self.redis, key_prefix=prefix)
         self.box = OfferBox()
         self.dispatcher = Dispatcher(cfg, cfg.queue, self.redis, self.pool, self.waiting,
                                      self.box, instance=cfg.instance_id)
+        # the agent desktop (ari_app/desktop) and the feature codes tag calls through it
+        self.wrapups = WrapUps(self.pool, self.records, cfg.agent_work,
+                               on_available=self.dispatcher.wake_all)
         self.estimator = SharedWaitEstimator(self.redis, key_prefix=prefix)
         self.queue = QueueService(cfg, cfg.queue, self.pool, self.waiting, self.roster, self.box,
                                   self.dispatcher, estimator=self.estimator,
@@ -110,7 +119,14 @@ class Hotline:
         self.ami = AmiMonitor(cfg.ami, ami_secret, self.pool, own,
                               on_reconnect=self.counters.ami_reconnected)
         self.sites = SiteWatch(cfg, self.redis, self.pool)
-        self.registry, first = wire_states(cfg, self.queue, self.counters, self.supervision)
+        control = _WakingControl(self.pool, self.dispatcher)
+        self.desktop, self.screenpop = build_desktop(
+            cfg, self.redis, salt, control, https=cfg.http.tls_cert is not None,
+            wrapup=WrapUp(self.wrapups, WrapUpError))
+        self.registry, first = wire_states(
+            cfg, self.queue, self.counters,
+            on_offer=self.screenpop.offered if self.screenpop is not None else None,
+            supervision=self.supervision)
         self.runner = InteractionRunner(cfg, self.prompts, self.store, self.records, self.router,
                                         lambda: self.ari.client, first, self.counters)
         self.recovery = Recovery(cfg.instance_id, cfg.ari.app, self.runner, self.registry)
@@ -119,9 +135,9 @@ class Hotline:
         token = resolve_secret(cfg.http.token, src).get_secret_value()
         self.web = WebServer(cfg.http.bind, cfg.http.port, WebDeps(
             health=self.health, live=self.live, metrics=self.counters,
-            agents=_WakingControl(self.pool, self.dispatcher), token=token,
+            agents=control, token=token,
             refresh=self.live.refresh), ssl_context=https_context(cfg.http, src),
-            hsts_max_age=cfg.http.hsts_max_age)
+            hsts_max_age=cfg.http.hsts_max_age, mounts=[self.desktop.mount])
         SupervisionApi(self.supervision.snoop, self.web.api._authenticate,
                        self.web.api._body).add_routes(self.web.app)
         self.shutdown = asyncio.Event()
@@ -177,7 +193,7 @@ class Hotline:
     async def _feature(self, interaction: Interaction, ev: Event) -> None:
         try:
             await handle_feature(interaction.session, self.pool, self.roster, ev,
-                                 on_change=self.dispatcher.wake_all)
+                                 on_change=self.dispatcher.wake_all, wrapups=self.wrapups)
         finally:
             self.router.unregister(interaction.session.channel_id)
 
@@ -319,6 +335,7 @@ class Hotline:
 
 
 def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | None,
+                *, on_offer: Callable[[CallContext, str, str], Awaitable[None]] | None = None,
                 supervision: SupervisionService | None = None,
                 ) -> tuple[StateRegistry, Callable[[], State]]:
     """Every feature's states with their typed dependencies, in one place: the app's
@@ -336,7 +353,7 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
                          app_name=cfg.ari.app,
                          on_talk=supervision.on_talk if supervision else None,
                          after_agent=supervision.after_agent if supervision else None)
-    queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk)
+    queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk, on_offer=on_offer)
     journey_deps = JourneyDeps(
         counters=counters, handover=lambda entity: Queued(entity=entity, deps=queue_deps))
     for journey in (Answer, Route, WelcomeBack, LanguageMenu, EntityMenu, Chosen):

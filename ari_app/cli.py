@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     for mod in ("ari_app.records.cli", "ari_app.reports.cli", "ari_app.agents.cli",
-                "ari_app.deploy.cli", "ari_app.simulate.cli"):
+                "ari_app.deploy.cli", "ari_app.simulate.cli", "ari_app.desktop.cli"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ImportError:

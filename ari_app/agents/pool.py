@@ -29,7 +29,7 @@ from redis.asyncio.cluster import RedisCluster
 from ari_app.agents import scripts, select_scripts
 from ari_app.config.models import Agent
 
-MISSED_CALL = "missed call"
+MISSED_CALL = "missed_call"  # config/agent_work.py reserves it for the system
 
 
 class AgentState(StrEnum):

@@ -67,7 +67,7 @@ local function reserve_best(site, skills, langs, skill, call, now)
     local st = redis.call('HMGET', k, 'state', 'reach')
     index(best, nil)
     if st[1] == 'available' and st[2] ~= '0' then
-      redis.call('HSET', k, 'state', 'offered', 'call', call, 'since', ms(now))
+      set_offered(best, call, skill, now)
       return best
     end
     -- An index entry that disagrees with the hash: it was just removed; look again.

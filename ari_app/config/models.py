@@ -13,11 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from ari_app.config.agent_work import AgentWork
+
 # the service settings and the building blocks live beside this module; they are
 # re-exported here, where the rest of the app has always found them
 from ari_app.config.base import Ident as Ident
 from ari_app.config.base import SecretRef as SecretRef
 from ari_app.config.base import Strict as Strict
+from ari_app.config.desktop import DesktopSettings
 from ari_app.config.queue import QueueSettings
 from ari_app.config.services import AgiSettings as AgiSettings
 from ari_app.config.services import AmiSettings as AmiSettings
@@ -171,6 +174,7 @@ class HotlineConfig(Strict):
     redis: RedisSettings = RedisSettings()
     archive: ArchiveSettings = ArchiveSettings()
     http: HttpSettings = HttpSettings()
+    desktop: DesktopSettings = DesktopSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
     languages: list[Language] = Field(min_length=1)
     default_language: str
@@ -187,6 +191,7 @@ class HotlineConfig(Strict):
     # in one playback are named by path under it
     asterisk_sounds_dir: Path = Path("/usr/share/asterisk/sounds")
     queue: QueueSettings = QueueSettings()
+    agent_work: AgentWork = AgentWork()
     # recording, its retention, listen/whisper/barge, the post-call survey
     supervision: SupervisionSettings = SupervisionSettings()
     # where records wait, fsync'd, while Redis is unreachable
@@ -240,6 +245,7 @@ class HotlineConfig(Strict):
         if self.site is not None and self.site not in site_ids:
             raise ValueError(f"site: unknown site {self.site!r}")
         problems = self.queue.problems(entity_ids, site_ids, set(codes))
+        problems += self.agent_work.problems(entity_ids)
         agent_ids = {a.id for a in self.agents}
         problems += [f"queue.supervisors: unknown agent {a!r}" for a in self.queue.supervisors
                      if a not in agent_ids]

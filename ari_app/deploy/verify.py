@@ -340,7 +340,7 @@ def _check_objects(run: Running, exp: Expected, rendered: Path, res: VerifyResul
         "from-carrier-refuse": ["_X.", "i"],
         SITE_CONTEXT: [*exp.site_routes, "_X.", "i"],
         "hotline-entry": ["s", "blocked", "unavailable"],
-        "agents": ["_*2[1-4]", "_8XX", "_X.", "i"],
+        "agents": ["_*2[1-5]", "_*23X", "_8XX", "_X.", "i"],
     }
     for ctx, want in contexts.items():
         got = dialplan_extens(run.cli(f"dialplan show {ctx}"), ctx)

@@ -197,6 +197,8 @@ class Ringing:
         t0 = time.monotonic()
         ctx.interaction.add_leg(Role.AGENT, leg, agent=agent.id)
         await ctx.checkpoint(self)  # a restarted app must know which leg to hang up
+        if self.deps.on_offer is not None:
+            await self.deps.on_offer(ctx, agent.id, self.entity)
         bridged = on_call = reported = False
         try:
             await s.ari.originate(endpoint=dial_string(ctx.cfg.site, agent), channel_id=leg,

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from ari_app.records import agent_events
+from ari_app.records.agent_events import AgentEvent
 from ari_app.records.backend import (
     POSTGRESQL,
     ArchiveError,
@@ -235,12 +237,13 @@ class Archive:
         cur = self.db.execute("SELECT COUNT(*) FROM events WHERE call_id = ?", (call_id,))
         return int(cur.fetchone()[0]) == 1
 
-    def add_events(self, events: Iterable[RecordEvent]) -> Stored:
+    def add_events(self, events: Iterable[RecordEvent | AgentEvent]) -> Stored:
         """Store events and re-fold their calls, all in one transaction."""
         with self.transaction():
             return self.add_events_in_tx(events, utcnow())
 
-    def add_events_in_tx(self, events: Iterable[RecordEvent], archived_at: str) -> Stored:
+    def add_events_in_tx(self, events: Iterable[RecordEvent | AgentEvent],
+                         archived_at: str) -> Stored:
         """Keep the events not seen before, then re-fold every call that gained one.
 
         Raises BadEvent for an event no archive may keep, and FoldError when a
@@ -249,6 +252,13 @@ class Archive:
         out = Stored()
         touched: dict[str, None] = {}
         for ev in events:
+            if isinstance(ev, AgentEvent):  # an agent's state change: no call to fold
+                row = agent_events.to_row(ev, archived_at)
+                if self.db.execute(self.dialect.insert_agent_event, row).rowcount:
+                    out.new += 1
+                else:
+                    out.duplicates += 1
+                continue
             why = problem(ev)
             if why is not None:
                 raise BadEvent(ev.id, why)

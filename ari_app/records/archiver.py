@@ -35,6 +35,8 @@ import structlog
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
+from ari_app.records.agent_events import AGENT_FIELD, AgentEvent, no_reason_fact
+from ari_app.records.agent_events import parse as parse_agent_event
 from ari_app.records.archive import Archive, Stored
 from ari_app.records.events import RecordEvent, problem, record_to_events
 from ari_app.records.model import CallRecord, utcnow
@@ -136,10 +138,10 @@ class Archiver:
     # -- handling -------------------------------------------------------------
 
     async def _handle(self, entries: list[Entry]) -> None:
-        good: list[tuple[bytes, dict[bytes, bytes], list[RecordEvent]]] = []
+        good: list[tuple[bytes, dict[bytes, bytes], list[RecordEvent | AgentEvent]]] = []
         dead: list[tuple[bytes, dict[bytes, bytes], str]] = []
         for eid, fields in entries:
-            reason, events = decode(fields)
+            reason, events = decode(fields, eid)
             if events is None:
                 dead.append((eid, fields, reason))
             else:
@@ -159,7 +161,8 @@ class Archiver:
         log.debug("archiver.batch", entries=len(entries), new=stored.new, rows=stored.rows,
                   waiting=stored.waiting, dead=len(dead))
 
-    def _store(self, batch: list[list[RecordEvent]]) -> tuple[Stored, list[tuple[int, str]]]:
+    def _store(self, batch: list[list[RecordEvent | AgentEvent]]
+               ) -> tuple[Stored, list[tuple[int, str]]]:
         """Store the batch; if the archive refuses it, find the entries it refuses alone.
 
         A transient database error (SQLite's OperationalError: locked, disk
@@ -195,7 +198,7 @@ class Archiver:
             "consumer": self.consumer,
             "at": utcnow(),
         }
-        ours = (RECORD_FIELD.encode(), EVENT_FIELD.encode())
+        ours = (RECORD_FIELD.encode(), EVENT_FIELD.encode(), AGENT_FIELD.encode())
         for name in ours:  # the original bytes, kept for a human
             if name in fields:
                 entry[name.decode()] = fields[name]
@@ -267,10 +270,22 @@ def _entries(resp: Any) -> list[Entry]:
     return out
 
 
-def decode(fields: dict[bytes, bytes]) -> tuple[str, list[RecordEvent] | None]:
-    """The events an entry carries (a v1 record becomes its event 0), or why none."""
+def decode(fields: dict[bytes, bytes], entry_id: bytes | str = b""
+           ) -> tuple[str, list[RecordEvent | AgentEvent] | None]:
+    """The events an entry carries (a v1 record becomes its event 0; an agent's
+    state change is kept by its entry id, with the late fact it implies), or why none."""
     raw_rec = fields.get(RECORD_FIELD.encode())
     raw_ev = fields.get(EVENT_FIELD.encode())
+    raw_agent = fields.get(AGENT_FIELD.encode())
+    if raw_agent is not None:
+        if raw_rec is not None or raw_ev is not None:
+            return (f"an '{AGENT_FIELD}' field with another: which one is meant?", None)
+        try:
+            agent_ev = parse_agent_event(_text(entry_id), raw_agent)
+        except ValueError as e:
+            return (str(e), None)
+        fact = no_reason_fact(agent_ev)
+        return ("", [agent_ev] if fact is None else [agent_ev, fact])
     if raw_rec is not None and raw_ev is not None:
         return (f"both a '{RECORD_FIELD}' and an '{EVENT_FIELD}' field: which one is meant?", None)
     if raw_ev is not None:
@@ -286,7 +301,7 @@ def decode(fields: dict[bytes, bytes]) -> tuple[str, list[RecordEvent] | None]:
         return (f"no '{RECORD_FIELD}' field nor '{EVENT_FIELD}' field "
                 "(entry deleted or malformed)", None)
     try:
-        return ("", record_to_events(CallRecord.model_validate_json(raw_rec)))
+        return ("", [*record_to_events(CallRecord.model_validate_json(raw_rec))])
     except ValidationError as e:
         return ("invalid record: " + _errors(e), None)
     except (ValueError, UnicodeDecodeError) as e:

@@ -130,6 +130,7 @@ class CallRecord(BaseModel):
     reason: str | None = Field(None, max_length=40)
     reason_detail: str | None = Field(None, max_length=80)
     note: str | None = Field(None, max_length=500)
+    tagged_by: str | None = Field(None, max_length=64)
     # supervision (docs/supervision.md): the recording's name below the
     # configured recordings directory, and when retention deleted it
     recording: str | None = Field(None, max_length=200)

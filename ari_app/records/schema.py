@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ari_app.records.agent_events import AGENT_EVENT_COLUMNS
 from ari_app.records.backend import POSTGRESQL, SQLITE
 from ari_app.records.events import RecordEvent, diff
 from ari_app.records.model import CallRecord, Outcome, seconds_between
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # (column, SQL type), version 1. Every CallRecord field appears once across versions.
 SCALAR_COLUMNS_V1: tuple[tuple[str, str], ...] = (
@@ -62,18 +63,22 @@ SCALAR_COLUMNS_V2: tuple[tuple[str, str], ...] = (
     ("note", "TEXT"),
 )
 JSON_COLUMNS_V2: tuple[str, ...] = ("consults",)
-# version 3, "supervision": the recording, the supervisors' actions, the survey
-SCALAR_COLUMNS_V3: tuple[tuple[str, str], ...] = (
+# version 4, "supervision": the recording, the supervisors' actions, the survey
+SCALAR_COLUMNS_V4: tuple[tuple[str, str], ...] = (
     ("recording", "TEXT"),
     ("recording_deleted_at", "TEXT"),
     ("survey_q1", "INTEGER"),
     ("survey_q2", "INTEGER"),
     ("survey_result", "TEXT"),
 )
-JSON_COLUMNS_V3: tuple[str, ...] = ("supervision",)
+JSON_COLUMNS_V4: tuple[str, ...] = ("supervision",)
 
-SCALAR_COLUMNS = SCALAR_COLUMNS_V1 + SCALAR_COLUMNS_V2 + SCALAR_COLUMNS_V3
-JSON_COLUMNS = JSON_COLUMNS_V1 + JSON_COLUMNS_V2 + JSON_COLUMNS_V3
+# version 3, "wrapup": who tagged the call reason (a late fact), and the agents'
+# state history (records/agent_events.py)
+SCALAR_COLUMNS_V3: tuple[tuple[str, str], ...] = (("tagged_by", "TEXT"),)
+
+SCALAR_COLUMNS = SCALAR_COLUMNS_V1 + SCALAR_COLUMNS_V2 + SCALAR_COLUMNS_V3 + SCALAR_COLUMNS_V4
+JSON_COLUMNS = JSON_COLUMNS_V1 + JSON_COLUMNS_V2 + JSON_COLUMNS_V4
 DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("answered", "INTEGER NOT NULL"),
     ("queue_seconds", "REAL"),
@@ -84,13 +89,15 @@ DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
 RECORD_COLUMNS: tuple[str, ...] = (
     tuple(c for c, _ in SCALAR_COLUMNS_V1) + JSON_COLUMNS_V1
     + tuple(c for c, _ in SCALAR_COLUMNS_V2) + JSON_COLUMNS_V2
-    + tuple(c for c, _ in SCALAR_COLUMNS_V3) + JSON_COLUMNS_V3
+    + tuple(c for c, _ in SCALAR_COLUMNS_V3)
+    + tuple(c for c, _ in SCALAR_COLUMNS_V4) + JSON_COLUMNS_V4
 )  # fmt: skip
 ALL_COLUMNS = RECORD_COLUMNS + tuple(c for c, _ in DERIVED_COLUMNS)
-# what a version 2 archive's rows have: the events backfill runs at version 2,
-# before any later version's columns exist
-RECORD_COLUMNS_V2: tuple[str, ...] = RECORD_COLUMNS[
-    :len(RECORD_COLUMNS) - len(SCALAR_COLUMNS_V3) - len(JSON_COLUMNS_V3)]
+# what a version 1 row is read as when version 2 backfills its events (before
+# any later version's columns exist)
+RECORD_COLUMNS_V2 = RECORD_COLUMNS[
+    : len(RECORD_COLUMNS) - len(SCALAR_COLUMNS_V3) - len(SCALAR_COLUMNS_V4)
+    - len(JSON_COLUMNS_V4)]
 _JSON = frozenset(JSON_COLUMNS)
 
 _DDL_V1 = [
@@ -123,16 +130,36 @@ _DDL_V2 = [
     ")",
     "CREATE INDEX events_call ON events(call_id)",
 ]
-_DDL_V3_SUPERVISION = [
-    *(f"ALTER TABLE calls ADD COLUMN {c} {t}" for c, t in SCALAR_COLUMNS_V3),
-    *(f"ALTER TABLE calls ADD COLUMN {c} TEXT NOT NULL DEFAULT '[]'" for c in JSON_COLUMNS_V3),
+_DDL_V4_SUPERVISION = [
+    *(f"ALTER TABLE calls ADD COLUMN {c} {t}" for c, t in SCALAR_COLUMNS_V4),
+    *(f"ALTER TABLE calls ADD COLUMN {c} TEXT NOT NULL DEFAULT '[]'" for c in JSON_COLUMNS_V4),
     # survey reports read only the calls that were surveyed
     "CREATE INDEX calls_survey_arrived ON calls(survey_result, arrived_at)",
 ]
 # SQL per version; archive.py also backfills the events of version 1 rows
 # when it applies version 2 (that part needs the fold's own code, not SQL).
-MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2, 3: _DDL_V3_SUPERVISION}
-MIGRATION_NAMES: dict[int, str] = {1: "calls", 2: "events", 3: "supervision"}
+_DDL_V3_WRAPUP = [
+    *(f"ALTER TABLE calls ADD COLUMN {c} {t}" for c, t in SCALAR_COLUMNS_V3),
+    "CREATE TABLE agent_events (\n"
+    "  event_id TEXT NOT NULL PRIMARY KEY,\n"
+    "  agent TEXT NOT NULL,\n"
+    "  site TEXT NOT NULL,\n"
+    "  kind TEXT NOT NULL,\n"
+    "  state TEXT NOT NULL,\n"
+    "  reason TEXT,\n"
+    "  call_id TEXT,\n"
+    "  reachable INTEGER NOT NULL,\n"
+    "  at TEXT NOT NULL,\n"
+    "  at_ms BIGINT NOT NULL,\n"
+    "  data TEXT NOT NULL,\n"
+    "  archived_at TEXT NOT NULL\n"
+    ")",
+    "CREATE INDEX agent_events_agent_at ON agent_events(agent, at_ms)",
+    "CREATE INDEX agent_events_at ON agent_events(at_ms)",
+]
+MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2, 3: _DDL_V3_WRAPUP,
+                                    4: _DDL_V4_SUPERVISION}
+MIGRATION_NAMES = {1: "calls", 2: "events", 3: "wrapup", 4: "supervision"}
 
 
 def _pg_ddl(stmt: str) -> str:
@@ -179,6 +206,15 @@ PG_INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
 )
+_AE_COLS = ", ".join(AGENT_EVENT_COLUMNS)
+INSERT_AGENT_EVENT = (
+    f"INSERT OR IGNORE INTO agent_events ({_AE_COLS}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(AGENT_EVENT_COLUMNS))})"
+)
+PG_INSERT_AGENT_EVENT = (
+    f"INSERT INTO agent_events ({_AE_COLS}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(AGENT_EVENT_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING"
+)
 SELECT_CALL_EVENTS = (
     "SELECT event_id, call_id, seq, at, kind, source, data FROM events WHERE call_id = ?"
 )
@@ -201,11 +237,13 @@ class Dialect:
     insert_event: str
     select_events_range: str
     begin: str  # SQLite takes the write lock at BEGIN, so two writers never deadlock
+    insert_agent_event: str = INSERT_AGENT_EVENT
 
 
 DIALECTS = {
     SQLITE: Dialect(SQLITE, INSERT_EVENT, SELECT_EVENTS_RANGE, "BEGIN IMMEDIATE"),
-    POSTGRESQL: Dialect(POSTGRESQL, PG_INSERT_EVENT, PG_SELECT_EVENTS_RANGE, "BEGIN"),
+    POSTGRESQL: Dialect(POSTGRESQL, PG_INSERT_EVENT, PG_SELECT_EVENTS_RANGE, "BEGIN",
+                        PG_INSERT_AGENT_EVENT),
 }
 
 

@@ -20,7 +20,11 @@ def _month(s: str) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("report", help="call figures for a month or a date range")
+    p = sub.add_parser("report", help="call, call reason or agent figures for a month or a "
+                       "date range")
+    p.add_argument("--kind", choices=("calls", "reasons", "agents"), default="calls",
+                   help="calls (default); reasons: call reasons per entity per month; "
+                   "agents: per agent and per site")
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--month", type=_month, help="YYYY-MM")
     when.add_argument("--from", dest="date_from", type=_date, help="first day (with --to)")
@@ -28,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--entity", action="append", default=[], help="only this entity (repeatable)")
     p.add_argument("--site", action="append", default=[], help="only this site (repeatable)")
     p.add_argument("--language", action="append", default=[], help="only this language")
+    p.add_argument("--agent", action="append", default=[],
+                   help="only this agent (repeatable; --kind agents)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--out", help="file to write (default: standard output)")
     p.add_argument("--charts", metavar="DIR", help="also write PNG charts into DIR")
@@ -89,6 +95,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if opened is None:
         return 1
     failures: tuple[type[Exception], ...] = (ArchiveError, *opened.db_errors)
+    if args.kind != "calls":
+        return _work_report(args, period, names, opened, failures)
     try:
         with opened as archive:
             report = compute(archive.db, q)
@@ -110,6 +118,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.charts:
         for path in write_charts(report, args.charts, names):
             print(f"chart: {path}", file=sys.stderr)
+    return 0
+
+
+def _work_report(args: argparse.Namespace, period: Any, names: dict[str, str], opened: Any,
+                 failures: tuple[type[Exception], ...]) -> int:
+    """--kind reasons | agents (reports/reasons.py, reports/agents.py)."""
+    from ari_app.reports import work_render as wr
+    from ari_app.reports.agents import compute_agents
+    from ari_app.reports.reasons import compute_reasons, reasons_csv, reasons_json, reasons_table
+
+    try:
+        with opened as archive:
+            if args.kind == "reasons":
+                rr = compute_reasons(archive.db, period, tuple(args.entity))
+            else:
+                ar = compute_agents(archive.db, period, tuple(args.site), tuple(args.agent))
+    except failures as e:
+        print(f"hotline: {e}", file=sys.stderr)
+        return 1
+    if args.kind == "reasons":
+        text = {"table": lambda: reasons_table(rr, names), "csv": lambda: reasons_csv(rr),
+                "json": lambda: reasons_json(rr)}[args.format]()
+    else:
+        text = {"table": lambda: wr.agents_table(ar), "csv": lambda: wr.agents_csv(ar),
+                "json": lambda: wr.agents_json(ar)}[args.format]()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if args.charts:
+        path = (wr.reasons_chart(rr, args.charts, names) if args.kind == "reasons"
+                else wr.agents_chart(ar, args.charts))
+        print(f"chart: {path}", file=sys.stderr)
     return 0
 
 

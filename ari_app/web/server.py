@@ -8,6 +8,8 @@ Routes (docs/wallboard.md has the details):
   GET  /wallboard/static/{name}      the page's JS and CSS
   GET  /api/v1/agents/{id}           agent status            (Bearer token)
   POST /api/v1/agents/{id}/login|logout|pause|resume         (Bearer token)
+  /desktop...                        the agents' desktop, mounted from `mounts`
+                                     (ari_app/desktop/routes.py, docs/agent-desktop.md)
 
 With an `ssl_context` (http.tls_cert/tls_key) it serves HTTPS only, sends
 Strict-Transport-Security on every response and marks any cookie Secure.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -46,6 +48,7 @@ class WebServer:
         max_screens: int = 200,
         ssl_context: ssl.SSLContext | None = None,
         hsts_max_age: int = 31_536_000,
+        mounts: Sequence[Callable[[web.Application], None]] = (),
     ) -> None:
         self.bind = bind
         self.ssl_context = ssl_context
@@ -77,6 +80,8 @@ class WebServer:
             self.app.router.add_get("/wallboard/events", self.hub.handle, name="wallboard.events")
             self.api.add_routes(self.app)
             self.app.on_shutdown.append(self._close_streams)
+        for mount in mounts:  # pages that other packages own add their routes here
+            mount(self.app)
 
     async def _close_streams(self, app: web.Application) -> None:
         del app

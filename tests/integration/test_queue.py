@@ -111,7 +111,7 @@ def test_ring_no_answer_moves_on_and_pauses_the_agent(
     assert [(o["agent"], o["result"]) for o in rec["offers"]] == [
         ("a100", "no_answer"), ("a014", "answered")]
     st = agents.status("a100")
-    assert str(st.state) == "paused" and st.reason == "missed call"
+    assert str(st.state) == "paused" and st.reason == "missed_call"
     assert rec["outcome"] == "answered" and rec["agent"] == "a014"
 
 

@@ -167,7 +167,7 @@ async def test_missed_pauses_and_unoffer_restores(redis: Redis) -> None:
     assert not await pool.missed("a1", "other-call")
     assert await pool.missed("a1", "c1")
     st = await pool.status("a1")
-    assert st is not None and st.state is AgentState.PAUSED and st.reason == "missed call"
+    assert st is not None and st.state is AgentState.PAUSED and st.reason == "missed_call"
     o = await pool.take(Q, "c2")
     assert o is not None and o.agent.id == "a2"
     assert await pool.unoffer("a2", "c2")

@@ -93,7 +93,7 @@ def test_agent_who_does_not_answer_is_paused_and_the_next_one_rings(
     assert _offers(call) == [("a100", "no_answer"), ("a014", "answered")]
     endpoints = [args["endpoint"] for name, args in call.fake.sent if name == "originate"]
     assert endpoints == ["PJSIP/agent-a100", "PJSIP/agent-a014"]
-    assert _state(call, "a100") == ("paused", "missed call")
+    assert _state(call, "a100") == ("paused", "missed_call")
     assert _state(call, "a014")[0] == "wrapup"
     assert rec.agent == "a014" and str(rec.outcome) == "answered"
     assert call.kinds.count("offered") == 2
