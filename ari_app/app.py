@@ -64,6 +64,7 @@ from ari_app.queue.waiting import WaitingQueues
 from ari_app.records.events import Recorder
 from ari_app.records.stream import RecordStream
 from ari_app.supervision.api import SupervisionApi
+from ari_app.supervision.console import Console
 from ari_app.supervision.service import SupervisionService
 from ari_app.web.api import PoolAgentControl
 from ari_app.web.deps import WebDeps
@@ -137,7 +138,9 @@ class Hotline:
             health=self.health, live=self.live, metrics=self.counters,
             agents=control, token=token,
             refresh=self.live.refresh), ssl_context=https_context(cfg.http, src),
-            hsts_max_age=cfg.http.hsts_max_age, mounts=[self.desktop.mount])
+            hsts_max_age=cfg.http.hsts_max_age,
+            mounts=[self.desktop.mount, Console(self.supervision.snoop, self.pool, control,
+                                                self.redis, prefix).mount])
         SupervisionApi(self.supervision.snoop, self.web.api._authenticate,
                        self.web.api._body).add_routes(self.web.app)
         self.shutdown = asyncio.Event()
