@@ -68,6 +68,9 @@ from ari_app.queue.states import Queued, Ringing
 from ari_app.queue.waiting import WaitingQueues
 from ari_app.records.events import Recorder
 from ari_app.records.stream import RecordStream
+from ari_app.supervision.api import SupervisionApi
+from ari_app.supervision.console import Console
+from ari_app.supervision.service import SupervisionService
 from ari_app.web.api import PoolAgentControl
 from ari_app.web.deps import WebDeps
 from ari_app.web.server import WebServer
@@ -95,7 +98,9 @@ class Hotline:
         self.records = RecordStream(self.redis, cfg.redis.key_prefix,
                                     spool_path=cfg.resolve(cfg.records_spool))
         self.router = EventRouter(self._on_new_channel)
-        self.ari = AriSupervisor(cfg.ari, ari_password, self.router.dispatch,
+        self.supervision = SupervisionService(cfg, self.records.publish_events,
+                                              self.prompts.names)
+        self.ari = AriSupervisor(cfg.ari, ari_password, self._on_event,
                                  self._on_ari_connected, self._on_ari_lost)
         prefix = cfg.redis.key_prefix
         self.roster = Roster.from_config(cfg)
@@ -134,7 +139,8 @@ class Hotline:
             wrapup=WrapUp(self.wrapups, WrapUpError))
         self.registry, first = wire_states(
             cfg, self.queue, self.counters, Announcer(self.announcements),
-            on_offer=self.screenpop.offered if self.screenpop is not None else None)
+            on_offer=self.screenpop.offered if self.screenpop is not None else None,
+            supervision=self.supervision)
         self.runner = InteractionRunner(cfg, self.prompts, self.store, self.records, self.router,
                                         lambda: self.ari.client, first, self.counters)
         self.recovery = Recovery(cfg.instance_id, cfg.ari.app, self.runner, self.registry)
@@ -147,7 +153,11 @@ class Hotline:
             refresh=self.live.refresh,
             api_routes=lambda app, auth: AnnouncementApi(announce_api, auth).add_routes(app)),
             ssl_context=https_context(cfg.http, src),
-            hsts_max_age=cfg.http.hsts_max_age, mounts=[self.desktop.mount])
+            hsts_max_age=cfg.http.hsts_max_age,
+            mounts=[self.desktop.mount, Console(self.supervision.snoop, self.pool, control,
+                                                self.redis, prefix).mount])
+        SupervisionApi(self.supervision.snoop, self.web.api._authenticate,
+                       self.web.api._body).add_routes(self.web.app)
         self.shutdown = asyncio.Event()
         self._services_stop = asyncio.Event()
         self._calls: asyncio.TaskGroup | None = None
@@ -158,6 +168,12 @@ class Hotline:
         self.started = time.time()
 
     # -- events ----------------------------------------------------------------
+    def _on_event(self, ev: Event) -> None:
+        # supervision sees its phones answer and agents hang up before the router
+        # hands the event to the interaction (neither ever raises)
+        self.supervision.snoop.observe(ev)
+        self.router.dispatch(ev)
+
     def _on_new_channel(self, ev: Event) -> None:
         args = ev.get("args") or []
         kind = args[0] if args else ""
@@ -305,6 +321,7 @@ class Hotline:
             services.create_task(self.sites.run(self._services_stop), name="sites")
             services.create_task(self.records.drain_forever(self._services_stop), name="spool")
             services.create_task(self.runner.janitor.run(self._services_stop), name="janitor")
+            services.create_task(self.supervision.run(self._services_stop), name="supervision")
             services.create_task(LoopLagMonitor(self.counters).run(self._services_stop),
                                  name="loop-lag")
             services.create_task(self.counters.run_sync(self._services_stop), name="today-sync")
@@ -341,6 +358,7 @@ class Hotline:
 def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | None,
                 announcer: Announcer | None = None,
                 *, on_offer: Callable[[CallContext, str, str], Awaitable[None]] | None = None,
+                supervision: SupervisionService | None = None,
                 ) -> tuple[StateRegistry, Callable[[], State]]:
     """Every feature's states with their typed dependencies, in one place: the app's
     start-up and the state tests (tests/support/replay.py) wire calls alike."""
@@ -354,7 +372,9 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
         return Talking(entity=entity, agent=agent, started=started, deps=talk_deps)
 
     talk_deps = TalkDeps(svc=queue, counters=counters, requeue=requeue, talk=talk,
-                         app_name=cfg.ari.app)
+                         app_name=cfg.ari.app,
+                         on_talk=supervision.on_talk if supervision else None,
+                         after_agent=supervision.after_agent if supervision else None)
     queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk,
                            before_queue=announcer.before_queue if announcer else None,
                            on_offer=on_offer)
@@ -368,6 +388,8 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
     for conversation in (Talking, Consulting):
         registry.add(conversation, talk_deps)
     registry.add(Finish)
+    if supervision is not None:
+        supervision.register(registry)
     return registry, lambda: Answer(deps=journey_deps)
 
 

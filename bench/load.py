@@ -105,6 +105,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="skip a system's higher steps after this many dirty steps in a row")
     ap.add_argument("--redis-max-connections", type=int, default=0,
                     help="app's redis-py pool size via the URL (0: as the config ships it)")
+    ap.add_argument("--recording-share", type=float, default=0.0,
+                    help="supervision.recording.share: %% of answered calls Asterisk records")
     ap.add_argument("--name", default="load", help="result name: bench/results/<date>-<name>")
     ap.add_argument("--json-out", type=Path,
                     help="write the result JSON here instead of bench/results/")
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = BenchStack(config, [a.endpoint for a in agents], args.stack_name or
                        f"bench{args.offset}", args.offset,
                        redis_max_connections=args.redis_max_connections,
-                       baseline="baseline" in systems)
+                       baseline="baseline" in systems, recording_share=args.recording_share)
     version = ensure_rootfs(stack.rootfs)
     stack.install_sounds()
     shutil.rmtree(stack.dir / "redis", ignore_errors=True)  # the bench's own Redis: start empty

@@ -50,8 +50,10 @@ class BenchStack(Stack):
     and queue in its etc dir."""
 
     def __init__(self, config: Path, agent_endpoints: list[str], name: str, offset: int,
-                 redis_max_connections: int = 0, baseline: bool = True, **kw: Any) -> None:
+                 redis_max_connections: int = 0, baseline: bool = True,
+                 recording_share: float = 0.0, **kw: Any) -> None:
         super().__init__(name=name, offset=offset, config=config, **kw)
+        self.recording_share = recording_share
         self.agent_endpoints = agent_endpoints
         self.baseline = baseline
         self.redis_max_connections = redis_max_connections
@@ -59,6 +61,13 @@ class BenchStack(Stack):
     def write_app_config(self) -> None:
         """The rig's app config; optionally a given redis-py connection pool size."""
         super().write_app_config()
+        if self.recording_share:  # Asterisk records into this stack's own spool
+            raw = yaml.safe_load(self.app_config.read_text(encoding="utf-8"))
+            raw["supervision"] = {"recording": {
+                "share": self.recording_share,
+                "directory": str(self.inst / "spool" / "recording")}}
+            self.app_config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False),
+                                       encoding="utf-8")
         if self.redis_max_connections:
             raw = yaml.safe_load(self.app_config.read_text(encoding="utf-8"))
             raw["redis"]["url"] += f"?max_connections={self.redis_max_connections}"

@@ -164,7 +164,7 @@ RETRY_PAUSE = 0.1
 # operations whose repeat answers 409/422 when the first attempt, whose answer was
 # lost, already did the job
 REPEAT_FINDS_IT_DONE = frozenset({"originateWithId", "playWithId", "createWithId",
-                                  "addChannel"})
+                                  "addChannel", "record", "snoopChannelWithId"})
 
 
 # Asterisk answers an originate 500 when it cannot make the channel (an agent's
@@ -303,6 +303,24 @@ class AriClient:
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self._op("bridges", "destroy", missing_ok=True, bridgeId=bridge_id)
+
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str) -> None:
+        """Record what the bridge mixes into `name`.`fmt` below Asterisk's recording
+        spool; it stops when the bridge is destroyed."""
+        await self._op("bridges", "record", bridgeId=bridge_id, name=name, format=fmt,
+                       ifExists="overwrite", beep=False, terminateOn="none")
+
+    async def play_bridge(self, bridge_id: str, media: list[str], lang: str,
+                          playback_id: str) -> None:
+        await self._op("bridges", "playWithId", bridgeId=bridge_id, playbackId=playback_id,
+                       media=",".join(media), lang=lang)
+
+    async def snoop(self, channel_id: str, snoop_id: str, spy: str, whisper: str, app: str,
+                    app_args: str) -> None:
+        """A snoop channel on `channel_id`: it hears `spy` and speaks into `whisper`
+        (in: what the channel hears, out: what it sends, both, none)."""
+        await self._op("channels", "snoopChannelWithId", channelId=channel_id,
+                       snoopId=snoop_id, spy=spy, whisper=whisper, app=app, appArgs=app_args)
 
     # -- inventory ------------------------------------------------------------
     async def channel_ids(self) -> list[str]:

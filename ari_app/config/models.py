@@ -30,6 +30,7 @@ from ari_app.config.services import AriSettings as AriSettings
 from ari_app.config.services import HttpSettings as HttpSettings
 from ari_app.config.services import RedisSettings as RedisSettings
 from ari_app.config.services import ShutdownSettings as ShutdownSettings
+from ari_app.config.supervision import SupervisionSettings
 
 Digit = Annotated[str, Field(pattern=r"^[0-9]$")]
 DialledNumber = Annotated[str, Field(pattern=r"^[0-9*#+]{2,20}$")]
@@ -193,6 +194,8 @@ class HotlineConfig(Strict):
     queue: QueueSettings = QueueSettings()
     announcements: AnnouncementSettings = AnnouncementSettings()
     agent_work: AgentWork = AgentWork()
+    # recording, its retention, listen/whisper/barge, the post-call survey
+    supervision: SupervisionSettings = SupervisionSettings()
     # where records wait, fsync'd, while Redis is unreachable
     records_spool: Path = Path("../var/records.spool.jsonl")
     # the local day and month that reports and the wallboard's "today" count in
@@ -251,6 +254,7 @@ class HotlineConfig(Strict):
         fallback = self.announcements.fallback_language
         if fallback is not None and fallback not in codes:
             problems.append(f"announcements.fallback_language: {fallback!r} is not configured")
+        problems += self.supervision.problems(entity_ids)
         if problems:
             raise ValueError("; ".join(problems))
         try:

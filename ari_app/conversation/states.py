@@ -45,6 +45,8 @@ class Talking:
         consult: State | None = None
         leg = ctx.interaction.leg(Role.AGENT)
         keys = AgentKeys()
+        if self.deps.on_talk is not None and leg is not None:
+            await self.deps.on_talk(ctx)
         try:
             while leg is not None:
                 ev = await s.event(None)
@@ -83,6 +85,10 @@ class Talking:
             settings = self.deps.svc.settings
             return self.deps.requeue(
                 target, settings.priority_for(target) + settings.transfer_boost, True)
+        if rec.hangup_by == HangupBy.AGENT and self.deps.after_agent is not None:
+            after = self.deps.after_agent(ctx, self.entity, self.agent)
+            if after is not None:
+                return after
         await s.hangup()
         return None
 

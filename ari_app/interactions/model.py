@@ -29,6 +29,7 @@ class Role(StrEnum):
     AGENT = "agent"
     CONSULT = "consult"
     SUPERVISOR = "supervisor"
+    SNOOP = "snoop"  # the snoop channel on the agent's leg a supervisor listens through
     CALLBACK = "callback"
 
 

@@ -55,6 +55,12 @@ FIXED_KEYS: tuple[str, ...] = (
     "max-wait",
     "connecting",
     "transfer",
+    # supervision: the recording notice and the post-call survey (docs/supervision.md)
+    "recording-notice",
+    "survey-intro",
+    "survey-q1",
+    "survey-q2",
+    "survey-thanks",
 )
 NUMBER_TEMPLATES: tuple[str, ...] = ("queue-position", "wait-about")
 OPTION_TEMPLATE = "option"

@@ -30,9 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ari_app.records.model import CallRecord, parse_iso, utcnow
 
 EVENT_VERSION = 2
-LIST_FIELDS = ("entity_path", "prompts", "queue", "offers", "consults")
+LIST_FIELDS = ("entity_path", "prompts", "queue", "offers", "consults", "supervision")
 # a late fact may set only what the call path never sets itself
-LATE_FIELDS = frozenset({"reason", "reason_detail", "note", "tagged_by"})
+LATE_FIELDS = frozenset({"reason", "reason_detail", "note", "tagged_by",
+                         # supervision: the survey's answers, the recording's deletion
+                         "survey_q1", "survey_q2", "survey_result", "recording_deleted_at"})
 MAX_EVENTS_PER_CALL = 500
 
 

@@ -77,6 +77,17 @@ class Consult(BaseModel):
         None, description="completed | returned | declined | no_answer | failed | caller_gone")
 
 
+class SupervisorAction(BaseModel):
+    """A supervisor listened to, whispered to or barged into the call, or left it."""
+
+    model_config = ConfigDict(extra="forbid")
+    at: str
+    supervisor: str = Field(description="the supervisor's agent id")
+    action: str = Field(description="listen | whisper | barge | leave")
+    agent: str | None = Field(None, description="the agent on the call then")
+    reason: str | None = Field(None, max_length=80, description="why it ended (leave)")
+
+
 class CallRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
@@ -120,6 +131,16 @@ class CallRecord(BaseModel):
     reason_detail: str | None = Field(None, max_length=80)
     note: str | None = Field(None, max_length=500)
     tagged_by: str | None = Field(None, max_length=64)
+    # supervision (docs/supervision.md): the recording's name below the
+    # configured recordings directory, and when retention deleted it
+    recording: str | None = Field(None, max_length=200)
+    recording_deleted_at: str | None = None
+    supervision: list[SupervisorAction] = Field(default_factory=list, max_length=100)
+    # the post-call survey (late facts): 1-5 per question, None when not answered
+    survey_q1: int | None = Field(None, ge=1, le=5)
+    survey_q2: int | None = Field(None, ge=1, le=5)
+    survey_result: str | None = Field(
+        None, max_length=20, description="answered | partial | no_answer")
 
 
 def utcnow() -> str:

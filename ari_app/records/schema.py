@@ -22,7 +22,7 @@ from ari_app.records.backend import POSTGRESQL, SQLITE
 from ari_app.records.events import RecordEvent, diff
 from ari_app.records.model import CallRecord, Outcome, seconds_between
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # (column, SQL type), version 1. Every CallRecord field appears once across versions.
 SCALAR_COLUMNS_V1: tuple[tuple[str, str], ...] = (
@@ -63,13 +63,22 @@ SCALAR_COLUMNS_V2: tuple[tuple[str, str], ...] = (
     ("note", "TEXT"),
 )
 JSON_COLUMNS_V2: tuple[str, ...] = ("consults",)
+# version 4, "supervision": the recording, the supervisors' actions, the survey
+SCALAR_COLUMNS_V4: tuple[tuple[str, str], ...] = (
+    ("recording", "TEXT"),
+    ("recording_deleted_at", "TEXT"),
+    ("survey_q1", "INTEGER"),
+    ("survey_q2", "INTEGER"),
+    ("survey_result", "TEXT"),
+)
+JSON_COLUMNS_V4: tuple[str, ...] = ("supervision",)
 
 # version 3, "wrapup": who tagged the call reason (a late fact), and the agents'
 # state history (records/agent_events.py)
 SCALAR_COLUMNS_V3: tuple[tuple[str, str], ...] = (("tagged_by", "TEXT"),)
 
-SCALAR_COLUMNS = SCALAR_COLUMNS_V1 + SCALAR_COLUMNS_V2 + SCALAR_COLUMNS_V3
-JSON_COLUMNS = JSON_COLUMNS_V1 + JSON_COLUMNS_V2
+SCALAR_COLUMNS = SCALAR_COLUMNS_V1 + SCALAR_COLUMNS_V2 + SCALAR_COLUMNS_V3 + SCALAR_COLUMNS_V4
+JSON_COLUMNS = JSON_COLUMNS_V1 + JSON_COLUMNS_V2 + JSON_COLUMNS_V4
 DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("answered", "INTEGER NOT NULL"),
     ("queue_seconds", "REAL"),
@@ -81,10 +90,14 @@ RECORD_COLUMNS: tuple[str, ...] = (
     tuple(c for c, _ in SCALAR_COLUMNS_V1) + JSON_COLUMNS_V1
     + tuple(c for c, _ in SCALAR_COLUMNS_V2) + JSON_COLUMNS_V2
     + tuple(c for c, _ in SCALAR_COLUMNS_V3)
+    + tuple(c for c, _ in SCALAR_COLUMNS_V4) + JSON_COLUMNS_V4
 )  # fmt: skip
 ALL_COLUMNS = RECORD_COLUMNS + tuple(c for c, _ in DERIVED_COLUMNS)
-# what a version 1 row is read as when version 2 backfills its events
-RECORD_COLUMNS_V2 = RECORD_COLUMNS[: len(RECORD_COLUMNS) - len(SCALAR_COLUMNS_V3)]
+# what a version 1 row is read as when version 2 backfills its events (before
+# any later version's columns exist)
+RECORD_COLUMNS_V2 = RECORD_COLUMNS[
+    : len(RECORD_COLUMNS) - len(SCALAR_COLUMNS_V3) - len(SCALAR_COLUMNS_V4)
+    - len(JSON_COLUMNS_V4)]
 _JSON = frozenset(JSON_COLUMNS)
 
 _DDL_V1 = [
@@ -117,6 +130,12 @@ _DDL_V2 = [
     ")",
     "CREATE INDEX events_call ON events(call_id)",
 ]
+_DDL_V4_SUPERVISION = [
+    *(f"ALTER TABLE calls ADD COLUMN {c} {t}" for c, t in SCALAR_COLUMNS_V4),
+    *(f"ALTER TABLE calls ADD COLUMN {c} TEXT NOT NULL DEFAULT '[]'" for c in JSON_COLUMNS_V4),
+    # survey reports read only the calls that were surveyed
+    "CREATE INDEX calls_survey_arrived ON calls(survey_result, arrived_at)",
+]
 # SQL per version; archive.py also backfills the events of version 1 rows
 # when it applies version 2 (that part needs the fold's own code, not SQL).
 _DDL_V3_WRAPUP = [
@@ -138,8 +157,9 @@ _DDL_V3_WRAPUP = [
     "CREATE INDEX agent_events_agent_at ON agent_events(agent, at_ms)",
     "CREATE INDEX agent_events_at ON agent_events(at_ms)",
 ]
-MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2, 3: _DDL_V3_WRAPUP}
-MIGRATION_NAMES = {1: "calls", 2: "events", 3: "wrapup"}
+MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2, 3: _DDL_V3_WRAPUP,
+                                    4: _DDL_V4_SUPERVISION}
+MIGRATION_NAMES = {1: "calls", 2: "events", 3: "wrapup", 4: "supervision"}
 
 
 def _pg_ddl(stmt: str) -> str:

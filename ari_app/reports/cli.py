@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -67,6 +68,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ari_app.reports.charts import write_charts
     from ari_app.reports.compute import Period, Query, compute
     from ari_app.reports.render import to_csv, to_json, to_table
+    from ari_app.reports.survey import survey_scores, survey_table
 
     args.tz = resolve_tz(args)
     unused = [f"--{f}" for f in _NOT_FOR[args.kind] if getattr(args, f)]
@@ -108,13 +110,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         with opened as archive:
             report = compute(archive.db, q)
+            start, end = q.period.utc_bounds()
+            surveys = survey_scores(archive.db, start, end, {
+                "entity": q.entities, "site": q.sites, "language": q.languages})
     except failures as e:
         print(f"hotline: {e}", file=sys.stderr)
         return 1
     text = {
-        "table": lambda: to_table(report, names),
+        "table": lambda: to_table(report, names) + survey_table(surveys),
         "csv": lambda: to_csv(report),
-        "json": lambda: to_json(report),
+        "json": lambda: _with_surveys(to_json(report), surveys),
     }[args.format]()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -157,3 +162,10 @@ def _work_report(args: argparse.Namespace, period: Any, names: dict[str, str], o
                 else wr.agents_chart(ar, args.charts))
         print(f"chart: {path}", file=sys.stderr)
     return 0
+
+
+def _with_surveys(text: str, surveys: dict[str, Any]) -> str:
+    """The JSON report with the post-call survey's scores (reports/survey.py)."""
+    d = json.loads(text)
+    d["survey"] = {dim: [s.as_dict() for s in rows] for dim, rows in surveys.items()}
+    return json.dumps(d, ensure_ascii=False, indent=2) + "\n"

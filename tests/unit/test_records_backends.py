@@ -20,6 +20,7 @@ from ari_app.records.archiver import GROUP, Archiver
 from ari_app.records.backend import POSTGRESQL, SQLITE, parse_target, redact, to_pg
 from ari_app.records.io import export
 from ari_app.records.model import CallRecord
+from ari_app.records.schema import SCHEMA_VERSION
 from ari_app.records.stream import Published, RecordStream, dead_key, records_key
 from ari_app.reports import cli as reports_cli
 from tests.unit.conftest import NewArchive, PgCluster
@@ -88,7 +89,7 @@ def test_programs_opening_a_new_archive_at_once_migrate_it_once(new_archive: New
     assert errors == []
     with Archive(spec) as a:
         assert a.db.execute("SELECT version FROM schema_version ORDER BY version"
-                            ).fetchall() == [(1,), (2,), (3,)]
+                            ).fetchall() == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 def test_postgres_password_from_a_file_or_pgpassfile_only(
@@ -110,7 +111,7 @@ def test_postgres_password_from_a_file_or_pgpassfile_only(
     right = tmp_path / "right"
     right.write_text(postgres.server.password + "\n")
     with Archive(url, password_file=right) as a:
-        assert a.version() == 3
+        assert a.version() == SCHEMA_VERSION
 
     # the CLI: --db URL with --db-password-file, or the environment's file
     p = argparse.ArgumentParser(prog="hotline")
