@@ -69,24 +69,40 @@ class Queued:
         check = first
         outage = _Outage()
         pause = 0.25
-        while True:
-            try:
-                if check and not await self.deps.svc.anyone_can_serve(
-                        self.entity, ctx.session.language):
-                    return self._fallback(ctx, Outcome.NO_AGENT_FALLBACK, "no-agents")
-                check = False
-                return await self._wait(ctx, first, outage)
-            except RedisError as e:
-                if outage.since is None:
-                    outage.since = time.monotonic()
-                    pause = 0.25
-                    log.warning("queue.redis_outage_waiting", error=str(e))
-                    with contextlib.suppress(AriError, AriUnavailable):
-                        await ctx.session.music(True)
-                if time.monotonic() - outage.since >= self.deps.svc.cfg.redis.max_outage:
-                    return await self._redis_down(ctx, e)
-            await ctx.session.pause(pause)  # a hang-up still ends the wait
-            pause = min(pause * 2, 2.0)
+        svc = self.deps.svc
+        # open for the whole wait, retries included: Redis still holds this caller's
+        # place between retries, and the dispatcher may claim it then
+        fut = svc.box.open(ctx.session.call_id)
+        nxt: State | None = None
+        try:
+            while True:
+                try:
+                    if check and not await svc.anyone_can_serve(self.entity,
+                                                                ctx.session.language):
+                        nxt = self._fallback(ctx, Outcome.NO_AGENT_FALLBACK, "no-agents")
+                        return nxt
+                    check = False
+                    nxt = await self._wait(ctx, first, outage, fut)
+                    return nxt
+                except RedisError as e:
+                    if outage.since is None:
+                        outage.since = time.monotonic()
+                        pause = 0.25
+                        log.warning("queue.redis_outage_waiting", error=str(e))
+                        with contextlib.suppress(AriError, AriUnavailable):
+                            await ctx.session.music(True)
+                    if time.monotonic() - outage.since >= svc.cfg.redis.max_outage:
+                        nxt = await self._redis_down(ctx, e)
+                        return nxt
+                # an offer ends the pause early; a hang-up still ends the wait
+                await ctx.session.wait_for(fut, pause)
+                pause = min(pause * 2, 2.0)
+        finally:
+            late = svc.box.close(ctx.session.call_id)
+            if late is not None and not isinstance(nxt, Ringing):  # not taken: hand it back
+                with contextlib.suppress(RedisError):
+                    await svc.pool.unoffer(late.agent.id, ctx.session.call_id)
+                svc.dispatcher.wake()
 
     async def _redis_down(self, ctx: CallContext, e: RedisError) -> State:
         # no shared state, no queue: the degraded mode (docs/operations.md)
@@ -110,17 +126,20 @@ class Queued:
         # a restarted app must see the arrival time, to keep this caller's place
         await ctx.checkpoint(self)
 
-    async def _wait(self, ctx: CallContext, first: bool, outage: _Outage) -> State | None:
+    async def _wait(self, ctx: CallContext, first: bool, outage: _Outage,
+                    fut: asyncio.Future[Offer]) -> State | None:
         svc, s, rec = self.deps.svc, ctx.session, ctx.record
         settings = svc.settings
         assert self.arrival is not None
         arrival = self.arrival
         priority = (settings.priority_of(self.entity, caller_priority(s.app_args))
                     if self.priority is None else self.priority)
-        fut = svc.box.open(s.call_id)
-        offer: Offer | None = None
+        offer: Offer | None = fut.result() if fut.done() else None  # claimed meanwhile
         riding = False  # a Redis error: the caller keeps waiting, their stint stays open
         try:
+            if offer is not None:
+                return Ringing(entity=self.entity, agent=offer.agent.id, step=offer.step,
+                               arrival=arrival, priority=priority, deps=self.deps)
             await svc.dispatcher.own(s.call_id)
             position = await svc.waiting.join(self.entity, s.call_id, s.language,
                                               priority=priority, arrival=self.arrival,
@@ -156,17 +175,12 @@ class Queued:
             riding = True
             raise
         finally:
-            late = svc.box.close(s.call_id)
             if offer is None and not riding and rec.queue and rec.queue[-1].left_at is None:
                 rec.queue[-1].left_at = utcnow()
                 rec.queue[-1].result = "abandoned" if s.gone else None
             if offer is None and not riding:
                 with contextlib.suppress(Exception):
                     await svc.waiting.remove(self.entity, s.call_id)
-            if offer is None and late is not None:
-                with contextlib.suppress(RedisError):
-                    await svc.pool.unoffer(late.agent.id, s.call_id)
-                svc.dispatcher.wake()
         assert offer is not None  # the loop above only leaves with an offer or a return
         return Ringing(entity=self.entity, agent=offer.agent.id, step=offer.step,
                        arrival=arrival, priority=priority, deps=self.deps)
