@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,7 +33,8 @@ from ari_app.announcements.store import AnnouncementStore
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
 from ari_app.config.models import HotlineConfig, resolve_secret
-from ari_app.config.secure import https_context, redis_kwargs
+from ari_app.config.redis_client import redis_client
+from ari_app.config.secure import https_context
 from ari_app.conversation.consult import Consulting
 from ari_app.conversation.deps import TalkDeps
 from ari_app.conversation.states import Talking
@@ -87,12 +87,11 @@ class Hotline:
         # a bounded pool that waits for a free connection rather than failing a call
         # when a burst of calls needs more than it has; after Redis restarts, every
         # pooled connection is stale once: retry it on a fresh one, briefly
-        self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            cfg.redis.url, **redis_kwargs(cfg.redis, src),
-            max_connections=cfg.redis.max_connections, timeout=5.0,
+        self.redis = redis_client(
+            cfg.redis, src, max_connections=cfg.redis.max_connections, pool_timeout=5.0,
             socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=15,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError]))
+            retry_on_error=[RedisConnectionError, RedisTimeoutError])
         self.store = CallStore(self.redis, cfg.redis.key_prefix, salt)
         self.prompts = PromptCatalog.load(cfg, cfg.resolve(cfg.prompts_dir))
         self.records = RecordStream(self.redis, cfg.redis.key_prefix,

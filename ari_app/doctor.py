@@ -14,21 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import redis.asyncio as aioredis
 from panoramisk import Manager
 
 from ari_app.config.models import HotlineConfig, resolve_secret
 
 
 async def check_redis(cfg: HotlineConfig) -> str:
-    from ari_app.config.secure import redis_kwargs
+    from ari_app.config.redis_client import redis_client
 
-    r = aioredis.from_url(cfg.redis.url, socket_connect_timeout=2, socket_timeout=2,
-                          **redis_kwargs(cfg.redis, cfg.source))
+    r = redis_client(cfg.redis, cfg.source, socket_connect_timeout=2, socket_timeout=2)
     try:
         await r.ping()
         info = await r.info("server")
-        return f"redis {info.get('redis_version')} at {cfg.redis.url}"
+        return f"redis {info.get('redis_version')} at {cfg.redis.where()}"
     finally:
         await r.aclose()
 

@@ -280,6 +280,153 @@ class Postgres:
         self.dir = None
 
 
+# --------------------------------------------------------- redis sentinel --
+
+class RedisSentinels:
+    """A Redis primary, one replica and three sentinels on loopback, for the
+    failover tests: what docs/deploy.md recommends, on one host.
+
+    Ports come from the stack's offset: primary 6440+offset, replica 6441+offset,
+    sentinels 26440+offset..+2. The primary and the replica require `password`
+    (the replica and the sentinels log in with it); the sentinels require
+    `sentinel_password`. Sentinels give up on a silent primary after
+    `down_after_ms` (quorum 2), so a test's failover takes a few seconds.
+    Both passwords are written to files in `dir` (0600), as the app reads them.
+    """
+
+    SERVICE = "hotline"
+
+    def __init__(self, directory: Path, offset: int, *, down_after_ms: int = 1000) -> None:
+        self.dir = directory
+        self.primary_port = 6440 + offset
+        self.replica_port = 6441 + offset
+        self.sentinel_ports = [26440 + offset + i for i in range(3)]
+        self.down_after_ms = down_after_ms
+        self.password = secrets.token_urlsafe(18)
+        self.sentinel_password = secrets.token_urlsafe(18)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def sentinels(self) -> list[str]:
+        return [f"127.0.0.1:{p}" for p in self.sentinel_ports]
+
+    @property
+    def password_file(self) -> Path:
+        return self.dir / "redis_password"
+
+    @property
+    def sentinel_password_file(self) -> Path:
+        return self.dir / "sentinel_password"
+
+    def app_settings(self) -> dict:
+        """The app config's `redis:` section for this group (no `url`)."""
+        return {"password": {"file": str(self.password_file)},
+                "sentinel": {"sentinels": self.sentinels, "service_name": self.SERVICE,
+                             "password": {"file": str(self.sentinel_password_file)}}}
+
+    def _redis_argv(self, name: str, port: int) -> list[str]:
+        d = self.dir / name
+        d.mkdir(parents=True, exist_ok=True)
+        return [shutil.which("redis-server") or "redis-server", "--port", str(port),
+                "--bind", "127.0.0.1", "--dir", str(d), "--appendonly", "yes",
+                "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes",
+                "--requirepass", self.password, "--masterauth", self.password,
+                "--logfile", str(d / "redis.log")]
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        self.procs[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_redis(self, name: str) -> None:
+        """(Re)start `primary` or `replica`; a restarted old primary rejoins as the
+        replica the sentinels reconfigure it into."""
+        port = self.primary_port if name == "primary" else self.replica_port
+        argv = self._redis_argv(name, port)
+        if name == "replica":
+            argv += ["--replicaof", "127.0.0.1", str(self.primary_port)]
+        self._spawn(name, argv)
+        _wait(lambda: _redis_ping(port, self.password), 10, f"redis {name}", self.procs[name],
+              self.dir / name / "redis.log")
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Ready when it returns: the replica in sync, every sentinel sees the others."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path, value in ((self.password_file, self.password),
+                            (self.sentinel_password_file, self.sentinel_password)):
+            path.write_text(value + "\n")
+            path.chmod(0o600)
+        self.start_redis("primary")
+        self.start_redis("replica")
+        for i, port in enumerate(self.sentinel_ports):
+            d = self.dir / f"sentinel{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            conf = d / "sentinel.conf"  # a sentinel rewrites its own config file
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {d}\nlogfile {d / 'sentinel.log'}\n"
+                f"requirepass {self.sentinel_password}\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary_port} 2\n"
+                f"sentinel auth-pass {self.SERVICE} {self.password}\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.SERVICE} 10000\n"
+                f"sentinel parallel-syncs {self.SERVICE} 1\n")
+            conf.chmod(0o600)
+            self._spawn(f"sentinel{i}", [shutil.which("redis-server") or "redis-server",
+                                         str(conf), "--sentinel"])
+        _wait(lambda: self.info_replication(self.replica_port).get("master_link_status") == "up"
+              and all(self._sentinel_sees_all(p) for p in self.sentinel_ports), timeout,
+              "redis sentinels", self.procs["sentinel0"], self.dir / "sentinel0/sentinel.log")
+
+    def _cli(self, port: int, *args: str, password: str | None = None) -> str:
+        env = dict(os.environ, REDISCLI_AUTH=password or self.password)
+        return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
+                              text=True, timeout=5, env=env).stdout
+
+    def info_replication(self, port: int) -> dict[str, str]:
+        out = self._cli(port, "INFO", "replication")
+        return dict(ln.split(":", 1) for ln in out.splitlines() if ":" in ln)
+
+    def _sentinel_sees_all(self, port: int) -> bool:
+        out = self._cli(port, "SENTINEL", "MASTER", self.SERVICE,
+                        password=self.sentinel_password).split()
+        fields = dict(zip(out[::2], out[1::2], strict=False))
+        return fields.get("num-other-sentinels") == "2" and fields.get("num-slaves") == "1"
+
+    def primary(self) -> int | None:
+        """The port the sentinels name as the primary now (None: none answers)."""
+        for port in self.sentinel_ports:
+            out = self._cli(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE,
+                            password=self.sentinel_password).split()
+            if len(out) == 2 and out[1].isdigit():
+                return int(out[1])
+        return None
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as a crashed host: no goodbye to the replica or the sentinels."""
+        proc = self.procs.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
 # ------------------------------------------------------------------ stack --
 
 @dataclass(frozen=True)
@@ -679,11 +826,18 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _redis_ping(port: int) -> bool:
+def _redis_ping(port: int, password: str | None = None) -> bool:
+    auth = f"AUTH {password}\r\n".encode() if password else b""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.3) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            s.sendall(auth + b"PING\r\n")
+            reply = b""
+            while reply.count(b"\r\n") < (2 if auth else 1):
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply.endswith(b"+PONG\r\n")
     except OSError:
         return False
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from ari_app.config.base import Ident, SecretRef, Strict
+from ari_app.config.sentinel import SentinelSettings
 from ari_app.config.tls_rules import check_http, check_redis
 
 
@@ -41,10 +42,28 @@ class RedisSettings(Strict):
     username: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # an ACL user
     password: SecretRef | None = None  # never in the url; rediss:// turns TLS on
     tls_ca_file: Path | None = None
+    # the primary found through Redis Sentinel instead of `url` (config/sentinel.py)
+    sentinel: SentinelSettings | None = None
+    # seconds a waiting caller keeps their music and place while Redis is unreachable
+    # (a restart, a failover), retrying with backoff; then the queue's fallback
+    max_outage: float = Field(120.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _check(self) -> RedisSettings:
+        if self.sentinel is not None:
+            if "url" in self.model_fields_set:
+                raise ValueError("set either url or sentinel, not both: with sentinel the "
+                                 "primary's address comes from the sentinels")
+            if self.tls_ca_file is not None:
+                raise ValueError("tls_ca_file: TLS is not supported with sentinel")
         return check_redis(self)
+
+    def where(self) -> str:
+        """Where the clients connect, for logs and `hotline doctor` (no secret in it)."""
+        if self.sentinel is None:
+            return self.url
+        return (f"sentinel service {self.sentinel.service_name} via "
+                f"{','.join(self.sentinel.sentinels)}")
 
 
 class ArchiveSettings(Strict):

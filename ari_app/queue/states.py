@@ -44,6 +44,11 @@ def dial_string(own_site: str | None, agent: Agent) -> str:
     return f"PJSIP/{agent.endpoint}@site-{agent.site}"
 
 @dataclass
+class _Outage:
+    since: float | None = None  # monotonic start of the Redis outage being ridden out
+
+
+@dataclass
 class Queued:
     entity: str
     arrival: float | None = None  # epoch seconds on first joining; kept through re-queues
@@ -54,50 +59,102 @@ class Queued:
     deps: QueueDeps = field(repr=False, compare=False, kw_only=True)
 
     async def run(self, ctx: CallContext) -> State | None:
+        """Waiting rides out a Redis outage (a restart, a Sentinel failover): music
+        stays on and the wait retries with backoff, then joins again with the same
+        arrival, which is the same place. Only an outage longer than
+        `redis.max_outage` ends in the fallback (docs/operations.md, "Redis outages")."""
+        first = self.arrival is None
+        if first:
+            await self._enter(ctx)
+        check = first
+        outage = _Outage()
+        pause = 0.25
+        svc = self.deps.svc
+        # open for the whole wait, retries included: Redis still holds this caller's
+        # place between retries, and the dispatcher may claim it then
+        fut = svc.box.open(ctx.session.call_id)
+        nxt: State | None = None
         try:
-            return await self._run(ctx)
-        except RedisError as e:
-            # no shared state, no queue: the degraded mode (docs/operations.md)
-            log.warning("queue.redis_down", error=str(e))
-            with contextlib.suppress(AriError, AriUnavailable):
-                await ctx.session.music(False)
-            if ctx.record.queue and ctx.record.queue[-1].left_at is None:
-                ctx.record.queue[-1].left_at = utcnow()
-                ctx.record.queue[-1].result = "fallback"
-            ctx.record.failure = "queue unavailable: Redis unreachable"
-            return Finish(Outcome.NO_AGENT_FALLBACK.value, prompts=["no-agents", "goodbye"])
+            while True:
+                try:
+                    if check and not await svc.anyone_can_serve(self.entity,
+                                                                ctx.session.language):
+                        if self.deps.before_queue is not None:
+                            await self.deps.before_queue(ctx, self.entity, None)
+                        nxt = self._fallback(ctx, Outcome.NO_AGENT_FALLBACK, "no-agents")
+                        return nxt
+                    check = False
+                    nxt = await self._wait(ctx, first, outage, fut)
+                    return nxt
+                except RedisError as e:
+                    if outage.since is None:
+                        outage.since = time.monotonic()
+                        pause = 0.25
+                        log.warning("queue.redis_outage_waiting", error=str(e))
+                        with contextlib.suppress(AriError, AriUnavailable):
+                            await ctx.session.music(True)
+                    if time.monotonic() - outage.since >= svc.cfg.redis.max_outage:
+                        nxt = await self._redis_down(ctx, e)
+                        return nxt
+                # an offer ends the pause early; a hang-up still ends the wait
+                await ctx.session.wait_for(fut, pause)
+                pause = min(pause * 2, 2.0)
+        finally:
+            late = svc.box.close(ctx.session.call_id)
+            if late is not None and not isinstance(nxt, Ringing):  # not taken: hand it back
+                with contextlib.suppress(RedisError):
+                    await svc.pool.unoffer(late.agent.id, ctx.session.call_id)
+                svc.dispatcher.wake()
 
-    async def _run(self, ctx: CallContext) -> State | None:
+    async def _redis_down(self, ctx: CallContext, e: RedisError) -> State:
+        # no shared state, no queue: the degraded mode (docs/operations.md)
+        log.warning("queue.redis_down", error=str(e))
+        with contextlib.suppress(AriError, AriUnavailable):
+            await ctx.session.music(False)
+        if ctx.record.queue and ctx.record.queue[-1].left_at is None:
+            ctx.record.queue[-1].left_at = utcnow()
+            ctx.record.queue[-1].result = "fallback"
+        ctx.record.failure = "queue unavailable: Redis unreachable"
+        return Finish(Outcome.NO_AGENT_FALLBACK.value, prompts=["no-agents", "goodbye"])
+
+    async def _enter(self, ctx: CallContext) -> None:
+        rec = ctx.record
+        self.arrival = time.time()
+        rec.queue_joined_at = rec.queue_joined_at or utcnow()
+        rec.queue.append(QueueStint(entity=self.entity, joined_at=utcnow()))
+        if self.deps.counters is not None and not self.transferred:
+            self.deps.counters.queued_call(self.entity)
+        ctx.emit("transferred" if self.transferred else "queued")
+        # a restarted app must see the arrival time, to keep this caller's place
+        await ctx.checkpoint(self)
+
+    async def _wait(self, ctx: CallContext, first: bool, outage: _Outage,
+                    fut: asyncio.Future[Offer]) -> State | None:
         svc, s, rec = self.deps.svc, ctx.session, ctx.record
         settings = svc.settings
-        first = self.arrival is None
-        arrival = time.time() if self.arrival is None else self.arrival
-        self.arrival = arrival
-        if first:
-            rec.queue_joined_at = rec.queue_joined_at or utcnow()
-            rec.queue.append(QueueStint(entity=self.entity, joined_at=utcnow()))
-            if self.deps.counters is not None and not self.transferred:
-                self.deps.counters.queued_call(self.entity)
-            ctx.emit("transferred" if self.transferred else "queued")
-            # a restarted app must see the arrival time, to keep this caller's place
-            await ctx.checkpoint(self)
-            if not await svc.anyone_can_serve(self.entity, s.language):
-                if self.deps.before_queue is not None:
-                    await self.deps.before_queue(ctx, self.entity, None)
-                return self._fallback(ctx, Outcome.NO_AGENT_FALLBACK, "no-agents")
+        assert self.arrival is not None
+        arrival = self.arrival
         priority = (settings.priority_of(self.entity, caller_priority(s.app_args))
                     if self.priority is None else self.priority)
-        fut = svc.box.open(s.call_id)
-        offer: Offer | None = None
+        offer: Offer | None = fut.result() if fut.done() else None  # claimed meanwhile
+        riding = False  # a Redis error: the caller keeps waiting, their stint stays open
         try:
+            if offer is not None:
+                return Ringing(entity=self.entity, agent=offer.agent.id, step=offer.step,
+                               arrival=arrival, priority=priority, deps=self.deps)
             await svc.dispatcher.own(s.call_id)
             position = await svc.waiting.join(self.entity, s.call_id, s.language,
                                               priority=priority, arrival=self.arrival,
                                               transferred=self.transferred)
             svc.dispatcher.wake()
-            if first and self.deps.before_queue is not None:
-                await self.deps.before_queue(ctx, self.entity, fut)  # keeps their place
-            await s.music(True)
+            if outage.since is not None:
+                log.info("queue.redis_back", position=position,
+                         outage=round(time.monotonic() - outage.since, 1))
+                outage.since = None
+            else:
+                if first and self.deps.before_queue is not None:
+                    await self.deps.before_queue(ctx, self.entity, fut)  # keeps their place
+                await s.music(True)
             deadline = arrival + settings.max_wait_for(self.entity)
             next_announce = time.time() + (settings.announce_first_after if first else
                                            settings.announce_interval)
@@ -118,17 +175,16 @@ class Queued:
                     offer = fut.result()
                     break
                 next_announce = time.time() + settings.announce_interval
+        except RedisError:
+            riding = True
+            raise
         finally:
-            late = svc.box.close(s.call_id)
-            if offer is None and rec.queue and rec.queue[-1].left_at is None:
+            if offer is None and not riding and rec.queue and rec.queue[-1].left_at is None:
                 rec.queue[-1].left_at = utcnow()
                 rec.queue[-1].result = "abandoned" if s.gone else None
-            if offer is None:
+            if offer is None and not riding:
                 with contextlib.suppress(Exception):
                     await svc.waiting.remove(self.entity, s.call_id)
-                if late is not None:
-                    await svc.pool.unoffer(late.agent.id, s.call_id)
-                    svc.dispatcher.wake()
         assert offer is not None  # the loop above only leaves with an offer or a return
         return Ringing(entity=self.entity, agent=offer.agent.id, step=offer.step,
                        arrival=arrival, priority=priority, deps=self.deps)

@@ -321,13 +321,17 @@ async def run(
     stop_event: asyncio.Event,
     *,
     password_file: str | os.PathLike[str] | None = None,
+    client: aioredis.Redis | None = None,
     **redis_kwargs: Any,
 ) -> Stats:
     """`db`: the archive's path or URL (records/backend.py); `redis_kwargs`: the ACL
-    login and TLS settings (ari_app.config.secure.redis_kwargs)."""
+    login and TLS settings (ari_app.config.secure.redis_kwargs); `client`, when
+    given, is used instead of one from the url (a Sentinel-managed client), and
+    closed at the end."""
     archive = Archive(db, password_file=password_file)
-    client = aioredis.Redis.from_url(cfg_redis_url, socket_connect_timeout=5, socket_timeout=30,
-                                     **redis_kwargs)
+    if client is None:
+        client = aioredis.Redis.from_url(cfg_redis_url, socket_connect_timeout=5,
+                                         socket_timeout=30, **redis_kwargs)
     try:
         return await Archiver(client, key_prefix, archive).run_forever(stop_event)
     finally:

@@ -188,12 +188,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_archiver(args: argparse.Namespace) -> int:
     from ari_app.config import ConfigError, load_config
-    from ari_app.config.secure import redis_kwargs
+    from ari_app.config.redis_client import redis_client
     from ari_app.records.archiver import run
 
     try:
         cfg = load_config(getattr(args, "config", None))
-        login = redis_kwargs(cfg.redis, cfg.source)
+        # built here so that a bad secret file is a clear error before anything starts
+        client = redis_client(cfg.redis, cfg.source, socket_connect_timeout=5,
+                              socket_timeout=30)
     except (ConfigError, ValueError) as e:
         _err(str(e))
         return 1
@@ -205,7 +207,8 @@ def cmd_archiver(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        await run(cfg.redis.url, cfg.redis.key_prefix, spec, stop, password_file=pw, **login)
+        await run(cfg.redis.url, cfg.redis.key_prefix, spec, stop, password_file=pw,
+                  client=client)
 
     try:
         asyncio.run(main())

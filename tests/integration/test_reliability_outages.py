@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.test_hostile_journey import active_calls
-from tests.support.stackfix import Agents, StackUnderTest, app_config
+from tests.support.exactly_once import count_archive, count_stream
+from tests.support.stackfix import Agents, StackUnderTest, app_config, resume
 
 PHCC_EN = "wait:400,dtmf:2"
 REDIS_OUTAGE_SECONDS = 10  # the brief's 30 s, shortened: every path is the same after ~3 s
@@ -197,10 +198,10 @@ def _redis_outage(stack: StackUnderTest, spool: Path) -> None:
     assert res.ok and stack.record_for(caller)["outcome"] == "abandoned_in_menu"
 
 
-def test_queue_caller_during_redis_outage_hears_the_fallback(stack: StackUnderTest) -> None:
+def test_queue_caller_hears_the_fallback_once_the_outage_outlasts_max_outage(
+        stack: StackUnderTest) -> None:
     s = stack.stack
-    spool = s.dir / "spool" / "records.spool.jsonl"
-    with app_config(stack, records_spool=str(spool)):
+    with app_config(stack, redis={"max_outage": 3}):
         since = s.app_log.stat().st_size
         s.stop("redis")
         try:
@@ -211,7 +212,93 @@ def test_queue_caller_during_redis_outage_hears_the_fallback(stack: StackUnderTe
         rec = stack.record_for(caller, 30)
         assert not _log_since(stack, since, event="call.crashed")
         assert res.ok, "hung up without a word while the caller was still listening"
+        assert _log_since(stack, since, event="queue.redis_outage_waiting"), "no ride-out"
         assert rec["outcome"] == "no_agent_fallback" and "en:hotline/no-agents" in rec["prompts"]
+
+
+REDIS_KILLED_SECONDS = 30  # the issue's outage: three announcement intervals of the test config
+
+
+def test_redis_killed_waiting_callers_keep_their_place_and_are_served_after(
+        stack: StackUnderTest, agents: Agents) -> None:
+    """SIGKILL Redis (no replica) for 30 s while two callers wait for a paused agent and a
+    third goes through the menus: the menus go on; the waiting callers keep waiting (no
+    fallback) and are served in their order once Redis is back; each call's events are in
+    the stream once and in the archive once."""
+    s = stack.stack
+    agents.phone("a014", "answer_hangup", talk_ms=1500)
+    agents.login("a014")
+    agents.pause("a014")
+    since = s.app_log.stat().st_size
+    first, c1, ex1 = _in_background(stack, f"{PHCC_EN},expect_bye:120000", "1091", timeout=130)
+    _until(lambda: len(_waiting(stack)) == 1, 15, "the first caller did not reach the queue")
+    second, c2, ex2 = _in_background(stack, f"{PHCC_EN},expect_bye:120000", "1091", timeout=130)
+    _until(lambda: len(_waiting(stack)) == 2, 15, "the second caller did not reach the queue")
+    time.sleep(1.5)  # past Redis's once-a-second AOF fsync: the queue is on disk
+    s.stop("redis", signal.SIGKILL)
+    t0 = time.monotonic()
+    try:
+        res_menu, c_menu = stack.call("wait:400,dtmf:2,wait:1500,hangup")
+        assert res_menu.ok, res_menu.stderr
+        deadline = time.monotonic() + REDIS_KILLED_SECONDS
+        while len({ln.get("call_id") for ln in _log_since(
+                stack, since, event="queue.redis_outage_waiting")}) < 2:
+            assert time.monotonic() < deadline, "the waiting callers never met the outage"
+            time.sleep(0.2)
+        time.sleep(max(0.0, REDIS_KILLED_SECONDS - (time.monotonic() - t0)))
+        assert not first.done() and not second.done(), "a waiting caller was hung up"
+    finally:
+        s.start_redis()
+    resume(agents, "a014")
+    for fut, ex in ((first, ex1), (second, ex2)):
+        assert fut.result()[0].ok
+        ex.shutdown()
+    assert not _log_since(stack, since, event="queue.redis_down")
+    recs = {c: stack.record_for(c, 30) for c in (c1, c2, c_menu)}
+    assert [recs[c]["outcome"] for c in (c1, c2)] == ["answered", "answered"], recs
+    assert recs[c1]["agent_answered_at"] < recs[c2]["agent_answered_at"], "served out of order"
+    assert recs[c_menu]["outcome"] == "abandoned_in_menu"
+    _assert_exactly_once(stack, [c1, c2, c_menu], since)
+
+
+def _until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def _waiting(stack: StackUnderTest) -> list[str]:
+    """Every caller in the shared queues, in serving order within each entity."""
+    import redis
+
+    r = redis.Redis(port=stack.stack.ports.redis)
+    try:
+        return [m.decode() for k in r.keys("{hotline}:wait:*") for m in r.zrange(k, 0, -1)]
+    finally:
+        r.close()
+
+
+def _assert_exactly_once(stack: StackUnderTest, callers: list[str], since: int) -> None:
+    import redis
+
+    assert _wait_log(stack, since, 20, event="spool.drained"), "the spool was not drained"
+    ids = {c: stack.record_for(c)["call_id"] for c in callers}
+    r = redis.Redis(port=stack.stack.ports.redis)
+    try:
+        streamed = count_stream(r)
+    finally:
+        r.close()
+    for c, cid in ids.items():
+        assert streamed.ended(cid), f"{c}: no `ended` event in the stream"
+        seqs = streamed.seqs(cid)  # a call's events count from 1 (0 is a v1 record)
+        assert seqs == list(range(1, len(seqs) + 1)), f"{c}: events lost or repeated: {seqs}"
+    assert not [i for i in streamed.repeated if i.split(":")[0] in ids.values()], \
+        streamed.repeated
+    want = {cid: len(streamed.events[cid]) for cid in ids.values()}
+    got = count_archive(stack.stack.archive, callers, want)
+    assert {c: len(v) for c, v in got.calls.items()} == dict.fromkeys(callers, 1), got.calls
+    assert got.events == want, (got.events, want)
 
 
 # -------------------------------------------------------------------- AMI drop --
