@@ -275,10 +275,13 @@ class AriClient:
 
     async def originate(self, endpoint: str, channel_id: str, app: str, app_args: str,
                         ring_seconds: int, caller_id: str,
-                        other_channel_id: str | None = None) -> None:
+                        other_channel_id: str | None = None,
+                        variables: dict[str, str] | None = None) -> None:
         kw: dict[str, Any] = {}
         if other_channel_id:
             kw["otherChannelId"] = other_channel_id
+        if variables:  # ARI takes them as the JSON body {"variables": {...}}
+            kw["variables"] = {"variables": variables}
         await self._op("channels", "originateWithId", channelId=channel_id, endpoint=endpoint,
                        app=app, appArgs=app_args, timeout=ring_seconds, callerId=caller_id, **kw)
 

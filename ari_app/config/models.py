@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from ari_app.config.base import Ident as Ident
 from ari_app.config.base import SecretRef as SecretRef
 from ari_app.config.base import Strict as Strict
+from ari_app.config.callback import CallbackSettings
 from ari_app.config.queue import QueueSettings
 from ari_app.config.services import AgiSettings as AgiSettings
 from ari_app.config.services import AmiSettings as AmiSettings
@@ -186,6 +187,7 @@ class HotlineConfig(Strict):
     # in one playback are named by path under it
     asterisk_sounds_dir: Path = Path("/usr/share/asterisk/sounds")
     queue: QueueSettings = QueueSettings()
+    callback: CallbackSettings = CallbackSettings()
     # where records wait, fsync'd, while Redis is unreachable
     records_spool: Path = Path("../var/records.spool.jsonl")
     # the local day and month that reports and the wallboard's "today" count in

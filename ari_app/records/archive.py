@@ -42,6 +42,7 @@ from ari_app.records.schema import (
     DERIVED_COLUMNS,
     DIALECTS,
     JSON_COLUMNS,
+    BACKFILL_COLUMNS,
     RECORD_COLUMNS,
     SCALAR_COLUMNS,
     SCHEMA_VERSION,
@@ -196,7 +197,7 @@ class Archive:
         """Version 1 kept only rows: give each its event 0, so a late fact can fold onto it.
 
         The event carries the row's own archived_at: it was archived then."""
-        cols = ", ".join(RECORD_COLUMNS)
+        cols = ", ".join(BACKFILL_COLUMNS)
         cur = self.db.execute(f"SELECT {cols}, archived_at FROM calls")  # noqa: S608
         while rows := cur.fetchmany(_BACKFILL_BATCH):
             self.db.executemany(self.dialect.insert_event,

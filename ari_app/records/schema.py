@@ -21,7 +21,7 @@ from ari_app.records.backend import POSTGRESQL, SQLITE
 from ari_app.records.events import RecordEvent, diff
 from ari_app.records.model import CallRecord, Outcome, seconds_between
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # (column, SQL type), version 1. Every CallRecord field appears once across versions.
 SCALAR_COLUMNS_V1: tuple[tuple[str, str], ...] = (
@@ -62,9 +62,11 @@ SCALAR_COLUMNS_V2: tuple[tuple[str, str], ...] = (
     ("note", "TEXT"),
 )
 JSON_COLUMNS_V2: tuple[str, ...] = ("consults",)
+# version 3 ("callback"): the queued callback, JSON (null when none)
+JSON_COLUMNS_V3: tuple[str, ...] = ("callback",)
 
 SCALAR_COLUMNS = SCALAR_COLUMNS_V1 + SCALAR_COLUMNS_V2
-JSON_COLUMNS = JSON_COLUMNS_V1 + JSON_COLUMNS_V2
+JSON_COLUMNS = JSON_COLUMNS_V1 + JSON_COLUMNS_V2 + JSON_COLUMNS_V3
 DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("answered", "INTEGER NOT NULL"),
     ("queue_seconds", "REAL"),
@@ -74,9 +76,11 @@ DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
 # ALTER TABLE decides): version 1's columns first, so a v1 export keeps its shape.
 RECORD_COLUMNS: tuple[str, ...] = (
     tuple(c for c, _ in SCALAR_COLUMNS_V1) + JSON_COLUMNS_V1
-    + tuple(c for c, _ in SCALAR_COLUMNS_V2) + JSON_COLUMNS_V2
+    + tuple(c for c, _ in SCALAR_COLUMNS_V2) + JSON_COLUMNS_V2 + JSON_COLUMNS_V3
 )  # fmt: skip
 ALL_COLUMNS = RECORD_COLUMNS + tuple(c for c, _ in DERIVED_COLUMNS)
+# the columns a version 2 archive has: what its upgrade's backfill reads
+BACKFILL_COLUMNS: tuple[str, ...] = tuple(c for c in RECORD_COLUMNS if c not in JSON_COLUMNS_V3)
 _JSON = frozenset(JSON_COLUMNS)
 
 _DDL_V1 = [
@@ -111,7 +115,10 @@ _DDL_V2 = [
 ]
 # SQL per version; archive.py also backfills the events of version 1 rows
 # when it applies version 2 (that part needs the fold's own code, not SQL).
-MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2}
+_DDL_V3_CALLBACK = [
+    f"ALTER TABLE calls ADD COLUMN {c} TEXT NOT NULL DEFAULT 'null'" for c in JSON_COLUMNS_V3
+]
+MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2, 3: _DDL_V3_CALLBACK}
 
 
 def _pg_ddl(stmt: str) -> str:
@@ -237,10 +244,11 @@ def event_from_row(row: Sequence[Any]) -> RecordEvent:
 
 
 def backfill_event_row(row: Sequence[Any]) -> tuple[Any, ...]:
-    """The event 0 of a version 1 row (RECORD_COLUMNS then archived_at), as
+    """The event 0 of a version 1 row (BACKFILL_COLUMNS then archived_at), as
     `record_to_events` would make it, straight from the row: no validation, so
     a row today's model would refuse cannot stop an archive's upgrade (its
     call keeps its row; only a later fold of it would be refused)."""
-    d = {c: json.loads(row[i]) if c in _JSON else row[i] for i, c in enumerate(RECORD_COLUMNS)}
+    d = {c: json.loads(row[i]) if c in _JSON else row[i]
+         for i, c in enumerate(BACKFILL_COLUMNS)}
     return (f"{d['call_id']}:0", d["call_id"], 0, d["ended_at"] or d["arrived_at"], "record",
             "call", _json(diff({}, d)), row[-1])

@@ -88,7 +88,7 @@ def test_programs_opening_a_new_archive_at_once_migrate_it_once(new_archive: New
     assert errors == []
     with Archive(spec) as a:
         assert a.db.execute("SELECT version FROM schema_version ORDER BY version"
-                            ).fetchall() == [(1,), (2,)]
+                            ).fetchall() == [(1,), (2,), (3,)]
 
 
 def test_postgres_password_from_a_file_or_pgpassfile_only(
@@ -110,7 +110,7 @@ def test_postgres_password_from_a_file_or_pgpassfile_only(
     right = tmp_path / "right"
     right.write_text(postgres.server.password + "\n")
     with Archive(url, password_file=right) as a:
-        assert a.version() == 2
+        assert a.version() == 3
 
     # the CLI: --db URL with --db-password-file, or the environment's file
     p = argparse.ArgumentParser(prog="hotline")

@@ -158,7 +158,7 @@ def test_a_version_1_archive_upgrades_in_place_and_takes_late_facts(
     old = [BY_ID[c].model_copy(update={"schema_version": 1}) for c in ("c1", "c4", "c8", "t1")]
     v1_archive(path, old)
     with Archive(path) as a:
-        assert a.version() == 2
+        assert a.version() == 3  # version 3: the callback column
         assert [r.call_id for r in a.iter_range("2025-01-01", "2026-01-01")] == [
             "c1", "c4", "c8", "t1"]
         assert list(a.iter_range("2025-01-01", "2026-01-01")) == old  # nothing changed
@@ -173,9 +173,9 @@ def test_a_version_1_archive_upgrades_in_place_and_takes_late_facts(
         assert row(a, "c8", "reason", "outcome") == ("no_answer_complaint", "max_wait_fallback")
         assert a.insert([old[0]]) == 0  # the v1 record again: still a duplicate
     with Archive(path) as a:  # opening again migrates nothing
-        assert a.version() == 2 and a.count_events() == 5
+        assert a.version() == 3 and a.count_events() == 5
         versions = a.db.execute("SELECT version FROM schema_version").fetchall()
-        assert versions == [(1,), (2,)]
+        assert versions == [(1,), (2,), (3,)]
 
 
 def test_a_step_that_changed_nothing_is_kept_but_does_not_rewrite_the_row(
@@ -210,7 +210,7 @@ def test_a_row_todays_model_refuses_does_not_stop_the_upgrade(
     with Archive(path, upto=1) as old:  # the database took it once
         old.db.execute("UPDATE calls SET outcome = 'lost' WHERE call_id = 'c2'")
     with Archive(path) as a:
-        assert a.version() == 2 and a.count_events() == 2 and a.count() == 2
+        assert a.version() == 3 and a.count_events() == 2 and a.count() == 2
         with pytest.raises(FoldError, match="outcome"):  # only its own later fold is refused
             a.add_events([tagged("c2", "enquiry")])
         a.add_events([tagged("c1", "enquiry")])
