@@ -8,8 +8,6 @@ how reports count them.
 
 from __future__ import annotations
 
-import uuid
-
 from ari_app.agents.pool import Offer
 from ari_app.callback.numbers import masked
 from ari_app.callback.store import Ticket
@@ -24,10 +22,9 @@ DIALLED = "callback"
 
 
 def attempt_ids(ticket: Ticket) -> tuple[str, str]:
-    """(call id, citizen leg id) of a new attempt: unique even when an agent who
-    missed the offer leaves the attempt count where it was."""
-    call_id = f"{ticket.id}-{uuid.uuid4().hex[:8]}"
-    return call_id, f"{call_id}-cz"
+    """(call id, citizen leg id) of the ticket's next attempt: the member id it was
+    offered under, fresh each time it lined up (callback/store.py)."""
+    return ticket.member, f"{ticket.member}-cz"
 
 
 def attempt_record(cfg: HotlineConfig, ticket: Ticket, call_id: str, channel: str,
@@ -64,6 +61,7 @@ def new_attempt(runner: InteractionRunner, registry: StateRegistry, ticket: Tick
     call_id, channel = attempt_ids(ticket)
     interaction = runner.interaction(call_id, channel, ticket.number, DIALLED,
                                      [DIALLED, ticket.id])
+    interaction.session.language = ticket.language  # the greeting in the citizen's language
     recorder = Recorder(attempt_record(runner.cfg, ticket, call_id, channel, attempt))
     recorder.emit("callback_attempt")
     state = registry.rebuild("callback_ring", {"ticket": ticket.id, "agent": offer.agent.id,

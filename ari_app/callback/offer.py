@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from ari_app.agents.pool import Offer
 from ari_app.callback.numbers import BadNumber, masked, national
-from ari_app.callback.store import CallbackStore, Ticket
+from ari_app.callback.store import CallbackStore, Ticket, new_member
 from ari_app.config.callback import CallbackSettings
 from ari_app.interactions.context import CallContext
 from ari_app.interactions.machine import Finish, State
@@ -134,16 +134,18 @@ class CallbackMenu:
         if not await self.waiting.remove(cue.entity, s.call_id):
             return None  # an agent's offer took them first
         now = time.time()
-        ticket = Ticket(id=f"cb{uuid.uuid4().hex[:18]}", number=number, language=s.language,
+        ticket_id = f"cb{uuid.uuid4().hex[:18]}"
+        ticket = Ticket(id=ticket_id, number=number, language=s.language,
                         entity=cue.entity, priority=cue.priority, arrival=cue.arrival,
                         requested_at=utcnow(), requested_epoch=now, of_call=s.call_id,
-                        caller=s.caller, waited=round(now - cue.arrival, 3), owner=self.instance)
+                        caller=s.caller, waited=round(now - cue.arrival, 3), owner=self.instance,
+                        member=new_member(ticket_id))
         if not await self.store.book(ticket, self.settings.max_age):
             await self.waiting.join(cue.entity, s.call_id, s.language, priority=cue.priority,
                                     arrival=cue.arrival)
             await s.play(ctx.media("callback-pending"), interruptible=False, stop_on=agent_offer)
             return None
-        await self.waiting.join(cue.entity, ticket.id, ticket.language, priority=cue.priority,
+        await self.waiting.join(cue.entity, ticket.member, ticket.language, priority=cue.priority,
                                 arrival=cue.arrival)
         self.adopt(ticket)
         rec.callback = Callback(ticket=ticket.id, number=masked(number),

@@ -23,7 +23,15 @@ from zoneinfo import ZoneInfo
 from redis.exceptions import RedisError
 
 from ari_app.agents.pool import Offer
-from ari_app.callback.store import DIALLING, HELD, QUEUED, RETRY, CallbackStore, Ticket
+from ari_app.callback.store import (
+    DIALLING,
+    HELD,
+    QUEUED,
+    RETRY,
+    CallbackStore,
+    Ticket,
+    new_member,
+)
 from ari_app.config.callback import CallbackSettings
 from ari_app.logs import get_logger
 from ari_app.queue.service import QueueService
@@ -48,24 +56,24 @@ class CallbackService:
         self.start = start
         self.ended = ended
         self.tick = tick
-        self._slots: dict[str, asyncio.Future[Offer]] = {}
+        # ticket id -> (the member id it waits under, the slot its offer lands in)
+        self._slots: dict[str, tuple[str, asyncio.Future[Offer]]] = {}
         self._poke = asyncio.Event()
 
     def adopt(self, ticket: Ticket) -> None:
         """A ticket just booked here: take its offers from now on."""
-        self._open(ticket.id)
+        self._open(ticket)
         self._poke.set()
 
-    def _open(self, ticket_id: str) -> None:
-        if ticket_id not in self._slots:
-            fut = self.queue.box.open(ticket_id)
+    def _open(self, ticket: Ticket) -> None:
+        if ticket.id not in self._slots:
+            fut = self.queue.box.open(ticket.member)
             fut.add_done_callback(lambda _f: self._poke.set())
-            self._slots[ticket_id] = fut
+            self._slots[ticket.id] = (ticket.member, fut)
 
-    def _shut(self, ticket_id: str) -> Offer | None:
-        if self._slots.pop(ticket_id, None) is None:
-            return None
-        return self.queue.box.close(ticket_id)
+    def _shut(self, ticket_id: str) -> tuple[str, Offer | None]:
+        member, _fut = self._slots.pop(ticket_id, ("", None))
+        return member, (self.queue.box.close(member) if member else None)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -79,10 +87,10 @@ class CallbackService:
                 await asyncio.wait_for(self._poke.wait(), self.tick)
             self._poke.clear()
         for ticket_id in list(self._slots):
-            late = self._shut(ticket_id)
+            member, late = self._shut(ticket_id)
             if late is not None:  # stopping: the agent goes back, the ticket stays in line
                 with contextlib.suppress(RedisError):
-                    await self.queue.pool.unoffer(late.agent.id, ticket_id)
+                    await self.queue.pool.unoffer(late.agent.id, member)
 
     async def round(self) -> None:
         now = time.time()
@@ -90,9 +98,10 @@ class CallbackService:
         for t in await self.store.all():
             if t.owner != self.instance:
                 continue
-            slot = self._slots.get(t.id)
-            if slot is not None and slot.done():
-                await self._offered(t, slot)
+            held = self._slots.get(t.id)
+            slot = held[1] if held is not None else None
+            if held is not None and held[1].done():
+                await self._offered(t)
                 continue
             if t.state == DIALLING:
                 continue  # its attempt's interaction owns it now
@@ -108,38 +117,42 @@ class CallbackService:
                 await self._line_up(t)
 
     async def _line_up(self, t: Ticket) -> None:
-        """In the waiting queue at the ticket's original place, with a slot for its offer."""
-        self._open(t.id)
-        await self.queue.dispatcher.own(t.id)
-        if await self.queue.waiting.get(t.id) is None:
-            await self.queue.waiting.join(t.entity, t.id, t.language, priority=t.priority,
+        """In the waiting queue at the ticket's original place, with a slot for its
+        offer. A member id no longer waiting (its attempt is over, or an offer for
+        it found nobody while this instance restarted) is replaced by a fresh one."""
+        if await self.queue.waiting.get(t.member) is None:
+            await self.store.update(t, member=new_member(t.id))
+            await self.queue.waiting.join(t.entity, t.member, t.language, priority=t.priority,
                                           arrival=t.arrival)
+        self._open(t)
+        await self.queue.dispatcher.own(t.member)
         self.queue.dispatcher.wake()
 
-    async def _offered(self, t: Ticket, slot: asyncio.Future[Offer]) -> None:
-        offer = self._shut(t.id) or (slot.result() if not slot.cancelled() else None)
+    async def _offered(self, t: Ticket) -> None:
+        member, offer = self._shut(t.id)
         if offer is None:
             return
-        if t.attempts >= self.settings.max_attempts or t.state != QUEUED:
-            await self.queue.pool.unoffer(offer.agent.id, t.id)
+        if member != t.member or t.attempts >= self.settings.max_attempts or \
+                t.state != QUEUED:
+            await self.queue.pool.unoffer(offer.agent.id, member)
             return
         await self.store.update(t, state=DIALLING)
         log.info("callback.offered", ticket=t.id, agent=offer.agent.id, attempt=t.attempts + 1)
         self.start(t, offer)
 
     async def _hold(self, t: Ticket) -> None:
-        late = self._shut(t.id)
-        await self.queue.waiting.remove(t.entity, t.id, forget=False)
+        member, late = self._shut(t.id)
+        await self.queue.waiting.remove(t.entity, t.member)
         if late is not None:
-            await self.queue.pool.unoffer(late.agent.id, t.id)
+            await self.queue.pool.unoffer(late.agent.id, member)
         await self.store.update(t, state=HELD, next_at=0.0)
         log.info("callback.held", ticket=t.id, why="outside callback hours")
 
     async def _expire(self, t: Ticket) -> None:
-        late = self._shut(t.id)
-        await self.queue.waiting.remove(t.entity, t.id)
+        member, late = self._shut(t.id)
+        await self.queue.waiting.remove(t.entity, t.member)
         if late is not None:
-            await self.queue.pool.unoffer(late.agent.id, t.id)
+            await self.queue.pool.unoffer(late.agent.id, member)
         await self.store.close(t)
         log.info("callback.expired", ticket=t.id, attempts=t.attempts)
         self.ended(t, "expired")

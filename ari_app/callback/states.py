@@ -101,7 +101,8 @@ class CallbackRing:
                 app=d.svc.app_name, app_args=f"callback,{ticket.id}",
                 ring_seconds=int(ring) + 5, caller_id=f'"109" <{ctx.cfg.callback.caller_id}>',
                 variables={"HOTLINE_CALLBACK_NUMBER": ticket.number,
-                           "HOTLINE_CALLBACK_RING": str(int(ring))})
+                           "HOTLINE_CALLBACK_RING": str(int(ring))},
+                formats="ulaw,alaw")  # the carrier trunk's codecs (pjsip.conf)
             result = await self._leg_answer(ctx, s.channel_id, ring + 10, agent_leg=leg)
         except AriError as e:
             log.warning("callback.dial_failed", error=str(e)[:160])
@@ -164,7 +165,11 @@ class CallbackRing:
             kind = ev.get("type")
             if cid == chan and kind == "StasisStart":
                 return "answered"
-            if cid == chan and kind in HANGUPS:
+            # a Local channel taken into Stasis on answer gets a soft hang-up request
+            # (cause 0) on the way in: only its destruction says the call is over
+            if cid == chan and (kind == "ChannelDestroyed" or (
+                    kind == "ChannelHangupRequest" and not ev.get("soft"))):
+                log.info("callback.leg_ended", leg=chan, kind=kind, cause=ev.get("cause"))
                 return CAUSE_RESULT.get(int(ev.get("cause") or 0), "no_answer")
             if agent_leg is not None and cid == agent_leg and kind in HANGUPS:
                 await ctx.hang_up(chan)

@@ -2,9 +2,9 @@
 
 A ticket is one citizen's request: the number to call (confirmed by the
 caller), their language, entity, priority and the arrival time that keeps
-their place in the waiting queue. Its id doubles as its member id in the
-waiting queue (queue/waiting.py), so the dispatcher serves it in the same
-order as the callers on the line.
+their place in the waiting queue (queue/waiting.py), where it waits under its
+`member` id, so the dispatcher serves it in the same order as the callers on
+the line.
 
 One pending ticket per number: the number's (salted, hashed) key is taken
 with SET NX in the same script that writes the ticket, so two requests for
@@ -13,6 +13,7 @@ one number, on any instance, cannot both succeed.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -50,6 +51,10 @@ class Ticket:
     caller: str  # that call's caller id (may be empty: anonymous)
     waited: float  # seconds the caller had waited on the line when asking
     owner: str  # the app instance that dials it
+    # the id it waits under in the queue, which is also its next attempt's call id
+    # (the agent pool knows an offered agent by that id): a fresh one each time the
+    # ticket lines up again, so each attempt is a call of its own
+    member: str
     attempts: int = 0
     state: str = QUEUED
     next_at: float = 0.0
@@ -124,6 +129,10 @@ class CallbackStore:
             p.srem(self.base + "tickets", ticket.id)
             p.delete(self._n(ticket.number))
             await p.execute()
+
+
+def new_member(ticket_id: str) -> str:
+    return f"{ticket_id}-{uuid.uuid4().hex[:8]}"
 
 
 def _s(v: Any) -> str:

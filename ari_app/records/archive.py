@@ -39,10 +39,10 @@ from ari_app.records.events import RecordEvent, fold, problem, record_to_events
 from ari_app.records.model import CallRecord, utcnow
 from ari_app.records.schema import (
     ALL_COLUMNS,
+    BACKFILL_COLUMNS,
     DERIVED_COLUMNS,
     DIALECTS,
     JSON_COLUMNS,
-    BACKFILL_COLUMNS,
     RECORD_COLUMNS,
     SCALAR_COLUMNS,
     SCHEMA_VERSION,
