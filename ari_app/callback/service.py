@@ -120,7 +120,8 @@ class CallbackService:
         """In the waiting queue at the ticket's original place, with a slot for its
         offer. A member id no longer waiting (its attempt is over, or an offer for
         it found nobody while this instance restarted) is replaced by a fresh one."""
-        if await self.queue.waiting.get(t.member) is None:
+        if await self.queue.waiting.position(t.entity, t.member) is None:
+            await self.queue.waiting.remove(t.entity, t.member)  # its stored details
             await self.store.update(t, member=new_member(t.id))
             await self.queue.waiting.join(t.entity, t.member, t.language, priority=t.priority,
                                           arrival=t.arrival)

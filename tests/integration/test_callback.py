@@ -25,7 +25,7 @@ from tests.support.stackfix import Agents, StackUnderTest, app_config, resume
 SIPP_DIR = Path(__file__).resolve().parent.parent / "sipp"
 PHCC_EN = "wait:400,dtmf:2"  # 1091: English, then the Primary Health Care queue
 CALLBACK = {"enabled": True, "offer_after": 2, "offer_when_expected_over": None,
-            "digit_timeout": 4, "ring_timeout": 5, "retry_interval": 4, "max_attempts": 2,
+            "digit_timeout": 4, "ring_timeout": 5, "retry_interval": 8, "max_attempts": 2,
             "hours_start": "00:00", "hours_end": "00:00"}
 
 
