@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # 2: records are folded from events (records/events.py); consults and the
 # late facts (call reason, note) were added. Every version 1 record is a valid
 # version 2 record with those fields empty.
-# 3: the queued callback (`callback`); every earlier record is valid without it.
-SCHEMA_VERSION = 3
+# The queued callback (`callback`) is an additive optional field: no bump.
+SCHEMA_VERSION = 2
 
 
 class Outcome(StrEnum):
@@ -140,7 +140,7 @@ class CallRecord(BaseModel):
     reason: str | None = Field(None, max_length=40)
     reason_detail: str | None = Field(None, max_length=80)
     note: str | None = Field(None, max_length=500)
-    # version 3
+    # the queued callback (archive schema 3)
     callback: Callback | None = None
 
 
