@@ -275,18 +275,21 @@ class AriClient:
 
     async def originate(self, endpoint: str, channel_id: str, app: str, app_args: str,
                         ring_seconds: int, caller_id: str,
-                        other_channel_id: str | None = None,
-                        variables: dict[str, str] | None = None,
-                        formats: str | None = None) -> None:
+                        other_channel_id: str | None = None) -> None:
         kw: dict[str, Any] = {}
-        if formats:  # a Local channel has no codecs of its own: say which to carry
-            kw["formats"] = formats
         if other_channel_id:
             kw["otherChannelId"] = other_channel_id
-        if variables:  # sent as the JSON body {"variables": {...}}
-            kw["variables"] = variables
         await self._op("channels", "originateWithId", channelId=channel_id, endpoint=endpoint,
                        app=app, appArgs=app_args, timeout=ring_seconds, callerId=caller_id, **kw)
+
+    async def originate_local(self, endpoint: str, channel_id: str, app: str, app_args: str,
+                              ring_seconds: int, caller_id: str, variables: dict[str, str],
+                              formats: str) -> None:
+        """Originate a Local channel (the callback): the dialplan it runs reads
+        `variables`, and a Local channel has no codecs of its own (`formats`)."""
+        await self._op("channels", "originateWithId", channelId=channel_id, endpoint=endpoint,
+                       app=app, appArgs=app_args, timeout=ring_seconds, callerId=caller_id,
+                       variables=variables, formats=formats)
 
     async def transfer_progress(self, channel_id: str, state: str) -> None:
         """Tell the phone that sent a REFER how its transfer went (it gets a NOTIFY)."""

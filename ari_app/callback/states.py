@@ -96,7 +96,7 @@ class CallbackRing:
             await s.ari.ring(leg)  # the agent hears ringing while the citizen's phone rings
         ring = d.settings.ring_timeout
         try:
-            await s.ari.originate(
+            await s.ari.originate_local(
                 endpoint=f"Local/{ticket.number}@callback-out/n", channel_id=s.channel_id,
                 app=d.svc.app_name, app_args=f"callback,{ticket.id}",
                 ring_seconds=int(ring) + 5, caller_id=f'"109" <{ctx.cfg.callback.caller_id}>',

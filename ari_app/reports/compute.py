@@ -200,10 +200,11 @@ class Report:
             "outcomes": self.outcomes,
             "by_entity": [k.as_dict() for k in self.by_entity],
             "by_site": [k.as_dict() for k in self.by_site],
-            "callbacks": self.callbacks,
             "by_language": [k.as_dict() for k in self.by_language],
             "by_hour": [k.as_dict() for k in self.by_hour],
             "by_day": [k.as_dict() for k in self.by_day],
+            # only when there were callbacks: reports without them keep their shape
+            **({"callbacks": self.callbacks} if self.callbacks else {}),
         }
 
 
