@@ -70,13 +70,16 @@ class CallbackMenu:
         except BadNumber:
             own = None  # anonymous or not national: only an entered number
         await s.music(False)
+        booked: State | None = None
         try:
             number = await self._choose(ctx, own, agent_offer)
-            if number is None:
-                return None
-            return await self._book(ctx, cue, number, agent_offer)
+            if number is not None:
+                booked = await self._book(ctx, cue, number, agent_offer)
+            return booked
         finally:
-            if not agent_offer.done() and s.gone is None:
+            # music again while waiting on (and while an agent rings); a booked caller
+            # hears the goodbye instead
+            if booked is None and s.gone is None:
                 await s.music(True)
 
     async def _choose(self, ctx: CallContext, own: str | None,

@@ -198,3 +198,24 @@ def test_a_callback_survives_an_app_restart_and_a_second_request_is_told_it_is_p
     finally:
         citizen.stop()
     assert att["callback"]["result"] == "answered" and att["agent"] == "a014"
+
+
+def test_the_callback_context_dials_no_number_the_app_did_not_name(
+        stack: StackUnderTest) -> None:
+    """Toll fraud: entering callback-out without the app's HOTLINE_CALLBACK_NUMBER
+    (as anything but the app would) reaches no outside line."""
+    citizen = CitizenPhone(stack, "answer_hangup", talk_ms=1000)
+    try:
+        out = stack.stack.asterisk_cli(
+            f"channel originate Local/{national()}@callback-out/n application Wait 1")
+        assert "Unable" not in out and "No such" not in out, out
+        left = stack.wait_no_leftovers()
+        assert not left["channels"], left
+        # a dial would have reached the phone well within this window (the
+        # callbacks above see their INVITE in under a second)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert "INVITE" not in citizen.messages(), citizen.messages()[:500]
+            time.sleep(0.2)
+    finally:
+        citizen.stop()
