@@ -202,20 +202,33 @@ def test_a_callback_survives_an_app_restart_and_a_second_request_is_told_it_is_p
 
 def test_the_callback_context_dials_no_number_the_app_did_not_name(
         stack: StackUnderTest) -> None:
-    """Toll fraud: entering callback-out without the app's HOTLINE_CALLBACK_NUMBER
-    (as anything but the app would) reaches no outside line."""
-    citizen = CitizenPhone(stack, "answer_hangup", talk_ms=1000)
+    """Toll fraud: callback-out dials only the number named by the app's
+    HOTLINE_CALLBACK_NUMBER on the channel. Without it, or with another number
+    in it, nothing reaches the carrier; with it (the control), the call does."""
+    wanted, other = national(), national()
+    citizen = CitizenPhone(stack, "refuse", calls=3)
+
+    def originate(number: str, variables: dict[str, str]) -> None:
+        status, _ = stack.stack.ari(
+            "POST", f"channels?endpoint=Local/{number}@callback-out/n"
+                    "&context=from-carrier-refuse&extension=1&priority=1&timeout=5",
+            {"variables": variables})
+        assert status == 200, status
+
     try:
-        out = stack.stack.asterisk_cli(
-            f"channel originate Local/{national()}@callback-out/n application Wait 1")
-        assert "Unable" not in out and "No such" not in out, out
-        left = stack.wait_no_leftovers()
-        assert not left["channels"], left
-        # a dial would have reached the phone well within this window (the
-        # callbacks above see their INVITE in under a second)
-        deadline = time.monotonic() + 5
+        originate(wanted, {})
+        originate(wanted, {"HOTLINE_CALLBACK_NUMBER": other})
+        # a dial would reach the phone well within this window (the callbacks
+        # above see their INVITE in under a second)
+        deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
             assert "INVITE" not in citizen.messages(), citizen.messages()[:500]
             time.sleep(0.2)
+        originate(wanted, {"HOTLINE_CALLBACK_NUMBER": wanted})
+        deadline = time.monotonic() + 10
+        while f"INVITE sip:{wanted}@" not in citizen.messages():
+            assert time.monotonic() < deadline, "the named number was never dialled"
+            time.sleep(0.2)
+        assert citizen.messages().count("INVITE sip:") == 1
     finally:
         citizen.stop()
