@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ari_app.agents.features import handle_feature
 from ari_app.agents.history import AgentHistory
-from ari_app.agents.pool import AgentPool
+from ari_app.agents.pool import AgentPool, Offer
 from ari_app.agents.roster import Roster
 from ari_app.agents.sites import SiteWatch
 from ari_app.agents.wrapup import WrapUpError, WrapUps
@@ -32,6 +32,12 @@ from ari_app.announcements.service import AnnouncementService
 from ari_app.announcements.store import AnnouncementStore
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
+from ari_app.callback.attempt import new_attempt, publish_ended
+from ari_app.callback.deps import CallbackDeps
+from ari_app.callback.offer import CallbackMenu
+from ari_app.callback.service import CallbackService
+from ari_app.callback.states import CallbackRing
+from ari_app.callback.store import CallbackStore, Ticket
 from ari_app.config.models import HotlineConfig, resolve_secret
 from ari_app.config.redis_client import redis_client
 from ari_app.config.secure import https_context
@@ -136,10 +142,13 @@ class Hotline:
         self.desktop, self.screenpop = build_desktop(
             cfg, self.redis, salt, control, https=cfg.http.tls_cert is not None,
             wrapup=WrapUp(self.wrapups, WrapUpError))
+        self.callbacks = CallbackService(
+            cfg.callback, CallbackStore(self.redis, key_prefix=prefix, salt=salt), self.queue,
+            cfg.instance_id, cfg.timezone, self._start_callback, self._callback_ended)
         self.registry, first = wire_states(
             cfg, self.queue, self.counters, Announcer(self.announcements),
             on_offer=self.screenpop.offered if self.screenpop is not None else None,
-            supervision=self.supervision)
+            supervision=self.supervision, callbacks=self.callbacks)
         self.runner = InteractionRunner(cfg, self.prompts, self.store, self.records, self.router,
                                         lambda: self.ari.client, first, self.counters)
         self.recovery = Recovery(cfg.instance_id, cfg.ari.app, self.runner, self.registry)
@@ -255,6 +264,16 @@ class Hotline:
             self._track(self._spawn(self.runner.run(interaction, state, recorder),
                                     f"call-{interaction.id}"))
 
+    def _start_callback(self, ticket: Ticket, offer: Offer) -> None:
+        if self._calls is not None:
+            interaction, state, recorder = new_attempt(self.runner, self.registry, ticket, offer)
+            self._track(self._spawn(self.runner.run(interaction, state, recorder),
+                                    f"call-{interaction.id}"))
+
+    def _callback_ended(self, ticket: Ticket, result: str) -> None:
+        if self._calls is not None:
+            self._spawn(publish_ended(self.records, self.cfg, ticket, result), "callback-end")
+
     def _on_ari_lost(self) -> None:
         log.warning("app.ari_down", calls=len(self._call_tasks))
 
@@ -317,6 +336,8 @@ class Hotline:
             services.create_task(self.ami.run(self._services_stop), name="ami")
             services.create_task(self.dispatcher.run(self._services_stop), name="dispatcher")
             services.create_task(self.wrapups.run_timer(self._services_stop), name="wrapup-timer")
+            if self.cfg.callback.enabled:
+                services.create_task(self.callbacks.run(self._services_stop), name="callbacks")
             services.create_task(self.sites.run(self._services_stop), name="sites")
             services.create_task(self.records.drain_forever(self._services_stop), name="spool")
             services.create_task(self.runner.janitor.run(self._services_stop), name="janitor")
@@ -358,6 +379,7 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
                 announcer: Announcer | None = None,
                 *, on_offer: Callable[[CallContext, str, str], Awaitable[None]] | None = None,
                 supervision: SupervisionService | None = None,
+                callbacks: CallbackService | None = None,
                 ) -> tuple[StateRegistry, Callable[[], State]]:
     """Every feature's states with their typed dependencies, in one place: the app's
     start-up and the state tests (tests/support/replay.py) wire calls alike."""
@@ -374,9 +396,17 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
                          app_name=cfg.ari.app,
                          on_talk=supervision.on_talk if supervision else None,
                          after_agent=supervision.after_agent if supervision else None)
+    menu = None
+    callback_deps = None
+    if callbacks is not None:
+        callback_deps = CallbackDeps(svc=queue, store=callbacks.store, settings=cfg.callback,
+                                     connect=talk)
+        if cfg.callback.enabled:
+            menu = CallbackMenu(cfg.callback, callbacks.store, queue.waiting, cfg.timezone,
+                                cfg.instance_id, callbacks.adopt)
     queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk,
                            before_queue=announcer.before_queue if announcer else None,
-                           on_offer=on_offer)
+                           on_offer=on_offer, callback=menu)
     journey_deps = JourneyDeps(
         counters=counters, handover=lambda entity: Queued(entity=entity, deps=queue_deps),
         before_menu=announcer.before_menu if announcer else None)
@@ -386,6 +416,8 @@ def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | No
         registry.add(waiting, queue_deps)
     for conversation in (Talking, Consulting):
         registry.add(conversation, talk_deps)
+    if callback_deps is not None:
+        registry.add(CallbackRing, callback_deps)
     registry.add(Finish)
     if supervision is not None:
         supervision.register(registry)

@@ -282,6 +282,15 @@ class AriClient:
         await self._op("channels", "originateWithId", channelId=channel_id, endpoint=endpoint,
                        app=app, appArgs=app_args, timeout=ring_seconds, callerId=caller_id, **kw)
 
+    async def originate_local(self, endpoint: str, channel_id: str, app: str, app_args: str,
+                              ring_seconds: int, caller_id: str, variables: dict[str, str],
+                              formats: str) -> None:
+        """Originate a Local channel (the callback): the dialplan it runs reads
+        `variables`, and a Local channel has no codecs of its own (`formats`)."""
+        await self._op("channels", "originateWithId", channelId=channel_id, endpoint=endpoint,
+                       app=app, appArgs=app_args, timeout=ring_seconds, callerId=caller_id,
+                       variables=variables, formats=formats)
+
     async def transfer_progress(self, channel_id: str, state: str) -> None:
         """Tell the phone that sent a REFER how its transfer went (it gets a NOTIFY)."""
         await self._op("channels", "transfer_progress", missing_ok=True, channelId=channel_id,

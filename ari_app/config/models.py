@@ -21,6 +21,7 @@ from ari_app.config.announcements import AnnouncementSettings
 from ari_app.config.base import Ident as Ident
 from ari_app.config.base import SecretRef as SecretRef
 from ari_app.config.base import Strict as Strict
+from ari_app.config.callback import CallbackSettings
 from ari_app.config.desktop import DesktopSettings
 from ari_app.config.queue import QueueSettings
 from ari_app.config.services import AgiSettings as AgiSettings
@@ -196,6 +197,7 @@ class HotlineConfig(Strict):
     agent_work: AgentWork = AgentWork()
     # recording, its retention, listen/whisper/barge, the post-call survey
     supervision: SupervisionSettings = SupervisionSettings()
+    callback: CallbackSettings = CallbackSettings()
     # where records wait, fsync'd, while Redis is unreachable
     records_spool: Path = Path("../var/records.spool.jsonl")
     # the local day and month that reports and the wallboard's "today" count in

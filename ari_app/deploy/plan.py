@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ari_app.config.models import Agent, HotlineConfig
+from ari_app.deploy.callback import callback_extens
 from ari_app.deploy.settings import (
     CarrierSpec,
     DeployError,
@@ -66,6 +67,8 @@ class SitePlan:
     module_dir: str
     notes: tuple[str, ...] = field(default=())
     tls: TlsSpec | None = None
+    # the callback-out context's extensions (deploy/callback.py)
+    callback_extens: str = ""
 
     @property
     def agents_srtp(self) -> bool:
@@ -175,4 +178,6 @@ def plan_site(cfg: HotlineConfig, deploy: DeploySettings, site: str | None, *,
         module_dir=module_dir or deploy.module_dir,
         notes=tuple(notes),
         tls=tls,
+        callback_extens=callback_extens(cfg.callback, cfg.callback.carrier_address
+                                        if cfg.callback.enabled else None),
     )

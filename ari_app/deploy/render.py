@@ -20,12 +20,13 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ari_app.agents.render import ensure_agent_secrets, ensure_secret_file, render_pjsip
 from ari_app.config.models import Agent, HotlineConfig
+from ari_app.deploy.callback import callback_extens
 from ari_app.deploy.plan import Peer, SitePlan, plan_site
 from ari_app.deploy.settings import (
     CarrierSpec,
@@ -52,6 +53,7 @@ MANIFEST = "hotline-manifest.json"
 AGENTS_FILE = "pjsip_agents.conf"
 SITE_CONTEXT = "from-sites"
 CARRIER_CONTEXT = "from-carrier"
+RIG_CALLBACK_PORT_OFFSET = 2000
 _TOKEN = re.compile(r"@[A-Z][A-Z0-9_]*@")
 _SECRET_OK = re.compile(r"^[A-Za-z0-9_-]{20,200}$")
 
@@ -198,6 +200,7 @@ def site_tokens(plan: SitePlan, sec: Secrets) -> dict[str, str]:
         "SITE": plan.site or "all",
         "TLS_TRANSPORT": _tls_transport(plan),
         "SRTP_MODULES": _tls_modules(plan),
+        "CALLBACK_OUT": plan.callback_extens,
     }
 
 
@@ -270,8 +273,13 @@ def rig_plan(config: str | os.PathLike[str], *, sip_port: int, http_port: int, a
     server = ServerSpec(address="127.0.0.1", sip_port=sip_port, http_port=http_port,
                         ami_port=ami_port, agi_port=agi_port, rtp_start=rtp[0], rtp_end=rtp[1],
                         tls_port=tls_port)
-    return plan_site(cfg, deploy, None, server=server, instance_dir=instance_dir,
+    plan = plan_site(cfg, deploy, None, server=server, instance_dir=instance_dir,
                      module_dir=module_dir, carrier=CarrierSpec(match=["127.0.0.1"]), tls=tls)
+    # the rig's carrier takes callbacks on loopback at its SIP port + 2000 (the SIPp
+    # citizen phones of tests/integration/test_callback*.py), whatever callback.enabled
+    # says: the tests switch callbacks on in the app without re-rendering Asterisk
+    return replace(plan, callback_extens=callback_extens(
+        cfg.callback, f"127.0.0.1:{sip_port + RIG_CALLBACK_PORT_OFFSET}"))
 
 
 def rig_tokens(plan: SitePlan, secrets_dir: Path) -> dict[str, str]:

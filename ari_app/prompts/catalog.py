@@ -33,6 +33,18 @@ from typing import Any
 from ari_app.config.loader import ConfigError, read_yaml
 from ari_app.config.models import HotlineConfig, Menu
 
+# The queued callback's menu and the greeting of a callback (docs/callback.md).
+CALLBACK_KEYS: tuple[str, ...] = (
+    "callback-offer",
+    "callback-offer-other",
+    "callback-enter",
+    "callback-you-entered",
+    "callback-confirm",
+    "callback-bad-number",
+    "callback-pending",
+    "callback-booked",
+    "callback-greeting",
+)
 # Keys every language file must define.
 FIXED_KEYS: tuple[str, ...] = (
     "welcome",
@@ -61,6 +73,7 @@ FIXED_KEYS: tuple[str, ...] = (
     "survey-q1",
     "survey-q2",
     "survey-thanks",
+    *CALLBACK_KEYS,
 )
 NUMBER_TEMPLATES: tuple[str, ...] = ("queue-position", "wait-about")
 OPTION_TEMPLATE = "option"

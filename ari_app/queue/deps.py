@@ -5,11 +5,37 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from ari_app.agents.pool import Offer
 from ari_app.interactions.context import CallContext
 from ari_app.interactions.machine import Counters, State
 from ari_app.queue.service import QueueService
+
+
+@dataclass(frozen=True)
+class WaitCue:
+    """Where a waiting caller stands when the callback is offered."""
+
+    entity: str
+    arrival: float
+    priority: int
+    expected: float | None  # the last expected-wait estimate, seconds
+
+
+class CallbackOffer(Protocol):
+    """The queued callback, offered to a waiting caller (ari_app/callback/offer.py)."""
+
+    def offer_at(self, arrival: float) -> float | None:
+        """When (epoch) to offer it by time waited; None: not by time."""
+
+    def worth_offering(self, expected: float | None) -> bool:
+        """Offer it now because the expected wait is long?"""
+
+    async def offer(self, ctx: CallContext, cue: WaitCue,
+                    agent_offer: asyncio.Future[Offer]) -> State | None:
+        """Play the offer; the next state when a callback was booked (the caller's
+        place now belongs to the ticket), None to keep holding."""
 
 
 @dataclass(frozen=True)
@@ -26,3 +52,5 @@ class QueueDeps:
     # a call is about to ring this agent: (call, agent id, entity), for the agent's
     # screen-pop (ari_app/desktop); must not raise and returns within half a second
     on_offer: Callable[[CallContext, str, str], Awaitable[None]] | None = None
+    # offers a waiting caller the queued callback (ari_app/callback)
+    callback: CallbackOffer | None = None

@@ -25,7 +25,7 @@ from ari_app.interactions.machine import Finish, State
 from ari_app.interactions.model import Role
 from ari_app.interactions.session import AriUnavailable
 from ari_app.logs import get_logger
-from ari_app.queue.deps import QueueDeps
+from ari_app.queue.deps import QueueDeps, WaitCue
 from ari_app.queue.estimate import ABOUT_MINUTES, LESS_THAN_MINUTE, spoken_wait
 from ari_app.records.model import Offer as OfferRecord
 from ari_app.records.model import Outcome, QueueStint, seconds_between, utcnow
@@ -54,6 +54,7 @@ class Queued:
     arrival: float | None = None  # epoch seconds on first joining; kept through re-queues
     priority: int | None = None
     transferred: bool = False
+    callback_offered: bool = False  # offered once per call (docs/callback.md)
     name: ClassVar[str] = "queued"
     phase: ClassVar[str] = "queue"
     deps: QueueDeps = field(repr=False, compare=False, kw_only=True)
@@ -159,9 +160,11 @@ class Queued:
             next_announce = time.time() + (settings.announce_first_after if first else
                                            settings.announce_interval)
             previous: float | None = None
+            cb = self.deps.callback
+            offer_at = cb.offer_at(arrival) if cb is not None else None
             while True:
                 now = time.time()
-                wait = min(next_announce, deadline) - now
+                wait = min(next_announce, deadline, offer_at or deadline) - now
                 offer = await s.wait_for(fut, max(wait, 0.0))
                 if offer is not None:
                     break
@@ -169,12 +172,22 @@ class Queued:
                     await svc.waiting.remove(self.entity, s.call_id)
                     await s.music(False)
                     return self._fallback(ctx, Outcome.MAX_WAIT_FALLBACK, "max-wait")
-                position = await svc.waiting.position(self.entity, s.call_id) or position
-                previous = await self._announce(ctx, position, previous, fut)
+                if time.time() >= next_announce:
+                    position = await svc.waiting.position(self.entity, s.call_id) or position
+                    previous = await self._announce(ctx, position, previous, fut)
+                    next_announce = time.time() + settings.announce_interval
+                if cb is not None and not self.callback_offered and not fut.done() and (
+                        time.time() >= (offer_at or deadline) or cb.worth_offering(previous)):
+                    self.callback_offered = True
+                    await ctx.checkpoint(self)  # offered once, also across a restart
+                    booked = await cb.offer(ctx, WaitCue(self.entity, arrival, priority,
+                                                         previous), fut)
+                    if booked is not None:
+                        return booked
+                    offer_at = None
                 if fut.done():
                     offer = fut.result()
                     break
-                next_announce = time.time() + settings.announce_interval
         except RedisError:
             riding = True
             raise

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # 2: records are folded from events (records/events.py); consults and the
 # late facts (call reason, note) were added. Every version 1 record is a valid
 # version 2 record with those fields empty.
+# The queued callback (`callback`) is an additive optional field: no bump.
 SCHEMA_VERSION = 2
 
 
@@ -28,6 +29,8 @@ class Outcome(StrEnum):
     TRANSFERRED = "transferred"
     REJECTED = "rejected"
     FAILED = "failed"
+    # the caller asked to be called back and hung up: their ticket kept the place
+    CALLBACK_REQUESTED = "callback_requested"
 
 
 class LanguageSource(StrEnum):
@@ -88,6 +91,24 @@ class SupervisorAction(BaseModel):
     reason: str | None = Field(None, max_length=80, description="why it ended (leave)")
 
 
+class Callback(BaseModel):
+    """A queued callback: on the call that asked for it (`requested`) and on each
+    attempt the app dialled (dialled = "callback"). docs/callback.md."""
+
+    model_config = ConfigDict(extra="forbid")
+    ticket: str
+    number: str = Field(description="masked: only the last two digits")
+    requested_at: str
+    of_call: str = Field(description="the call that asked for it")
+    waited: float = Field(description="seconds the caller had waited on the line")
+    attempt: int | None = Field(None, description="this attempt, 1..max_attempts")
+    result: str = Field(
+        description="requested | answered | no_answer | busy | failed | retry | expired")
+    answered_at: str | None = None
+    seconds_to_callback: float | None = Field(
+        None, description="from the request to the citizen answering")
+
+
 class CallRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
@@ -141,6 +162,10 @@ class CallRecord(BaseModel):
     survey_q2: int | None = Field(None, ge=1, le=5)
     survey_result: str | None = Field(
         None, max_length=20, description="answered | partial | no_answer")
+
+
+    # the queued callback (archive version 5)
+    callback: Callback | None = None
 
 
 def utcnow() -> str:

@@ -22,7 +22,7 @@ from ari_app.records.backend import POSTGRESQL, SQLITE
 from ari_app.records.events import RecordEvent, diff
 from ari_app.records.model import CallRecord, Outcome, seconds_between
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # (column, SQL type), version 1. Every CallRecord field appears once across versions.
 SCALAR_COLUMNS_V1: tuple[tuple[str, str], ...] = (
@@ -77,8 +77,11 @@ JSON_COLUMNS_V4: tuple[str, ...] = ("supervision",)
 # state history (records/agent_events.py)
 SCALAR_COLUMNS_V3: tuple[tuple[str, str], ...] = (("tagged_by", "TEXT"),)
 
+# version 5, "callback": the queued callback, JSON (null when none)
+JSON_COLUMNS_V5: tuple[str, ...] = ("callback",)
+
 SCALAR_COLUMNS = SCALAR_COLUMNS_V1 + SCALAR_COLUMNS_V2 + SCALAR_COLUMNS_V3 + SCALAR_COLUMNS_V4
-JSON_COLUMNS = JSON_COLUMNS_V1 + JSON_COLUMNS_V2 + JSON_COLUMNS_V4
+JSON_COLUMNS = JSON_COLUMNS_V1 + JSON_COLUMNS_V2 + JSON_COLUMNS_V4 + JSON_COLUMNS_V5
 DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("answered", "INTEGER NOT NULL"),
     ("queue_seconds", "REAL"),
@@ -91,13 +94,14 @@ RECORD_COLUMNS: tuple[str, ...] = (
     + tuple(c for c, _ in SCALAR_COLUMNS_V2) + JSON_COLUMNS_V2
     + tuple(c for c, _ in SCALAR_COLUMNS_V3)
     + tuple(c for c, _ in SCALAR_COLUMNS_V4) + JSON_COLUMNS_V4
+    + JSON_COLUMNS_V5
 )  # fmt: skip
 ALL_COLUMNS = RECORD_COLUMNS + tuple(c for c, _ in DERIVED_COLUMNS)
 # what a version 1 row is read as when version 2 backfills its events (before
 # any later version's columns exist)
 RECORD_COLUMNS_V2 = RECORD_COLUMNS[
     : len(RECORD_COLUMNS) - len(SCALAR_COLUMNS_V3) - len(SCALAR_COLUMNS_V4)
-    - len(JSON_COLUMNS_V4)]
+    - len(JSON_COLUMNS_V4) - len(JSON_COLUMNS_V5)]
 _JSON = frozenset(JSON_COLUMNS)
 
 _DDL_V1 = [
@@ -157,9 +161,12 @@ _DDL_V3_WRAPUP = [
     "CREATE INDEX agent_events_agent_at ON agent_events(agent, at_ms)",
     "CREATE INDEX agent_events_at ON agent_events(at_ms)",
 ]
+_DDL_V5_CALLBACK = [
+    f"ALTER TABLE calls ADD COLUMN {c} TEXT NOT NULL DEFAULT 'null'" for c in JSON_COLUMNS_V5
+]
 MIGRATIONS: dict[int, list[str]] = {1: _DDL_V1, 2: _DDL_V2, 3: _DDL_V3_WRAPUP,
-                                    4: _DDL_V4_SUPERVISION}
-MIGRATION_NAMES = {1: "calls", 2: "events", 3: "wrapup", 4: "supervision"}
+                                    4: _DDL_V4_SUPERVISION, 5: _DDL_V5_CALLBACK}
+MIGRATION_NAMES = {1: "calls", 2: "events", 3: "wrapup", 4: "supervision", 5: "callback"}
 
 
 def _pg_ddl(stmt: str) -> str:

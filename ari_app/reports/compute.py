@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from ari_app.records.backend import POSTGRESQL, Connection, dialect_of
 from ari_app.records.model import Outcome, iso, parse_iso
 from ari_app.records.period import Period as Period
+from ari_app.reports.callbacks import callback_figures
 
 REPORT_SCHEMA = "hotline.report/1"
 NONE_KEY = "(none)"
@@ -157,6 +158,7 @@ class Report:
     by_language: list[Keyed]
     by_hour: list[Keyed]
     by_day: list[Keyed]
+    callbacks: list[dict[str, Any]] = field(default_factory=list)  # reports/callbacks.py
     generated_at: str = field(default_factory=lambda: iso(datetime.now(UTC)))
 
     def statement(self) -> dict[str, Any]:
@@ -201,11 +203,14 @@ class Report:
             "by_language": [k.as_dict() for k in self.by_language],
             "by_hour": [k.as_dict() for k in self.by_hour],
             "by_day": [k.as_dict() for k in self.by_day],
+            # only when there were callbacks: reports without them keep their shape
+            **({"callbacks": self.callbacks} if self.callbacks else {}),
         }
 
 
 def _where(q: Query, start: str, end: str) -> tuple[str, dict[str, Any]]:
-    clauses = ["arrived_at >= :start", "arrived_at < :end"]
+    # a callback's attempts are the hotline calling out, not inbound calls
+    clauses = ["arrived_at >= :start", "arrived_at < :end", "dialled <> 'callback'"]
     params: dict[str, Any] = {"start": start, "end": end, "sla": q.sla_seconds}
     for col, values in (("entity", q.entities), ("site", q.sites), ("language", q.languages)):
         if values:
@@ -276,6 +281,9 @@ def compute(db: Connection, q: Query) -> Report:
             for col, value in zip(_DIM_KEYS, key, strict=True):
                 dims[col].setdefault(value or NONE_KEY, Sums()).add(s)
 
+    cb_where, cb_params = _where(q, start, end)
+    callbacks = callback_figures(db, q, cb_where.replace(" AND dialled <> 'callback'", ""),
+                                 cb_params)
     outcomes = {o.value: 0 for o in Outcome}
     for k, s in dims["outcome"].items():
         outcomes[k] = s.calls
@@ -290,4 +298,5 @@ def compute(db: Connection, q: Query) -> Report:
         by_language=_ranked(dims["language"]),
         by_hour=[Keyed(f"{h:02d}", s) for h, s in sorted(hours.items())],
         by_day=[Keyed(d.isoformat(), s) for d, s in sorted(days.items())],
+        callbacks=callbacks,
     )

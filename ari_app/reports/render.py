@@ -120,6 +120,12 @@ def to_table(report: Report, names: Mapping[str, str] | None = None) -> str:
         )
     out.append("")
 
+    if d.get("callbacks"):
+        out.append("Callbacks (requested / answered / failed, mean time to callback)")
+        out += [f"  {names.get(c['entity'], c['entity']):<40}{c['requested']:>8}"
+                f"{c['answered']:>8}{c['failed']:>8}  {_s(c['mean_seconds_to_callback'])}"
+                for c in d.get("callbacks", [])]
+        out.append("")
     sla = d["sla_seconds"]
     ab_menu, ab_queue = tot["abandoned_in_menu"], tot["abandoned_in_queue"]
     summary = [
