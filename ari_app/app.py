@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from redis.asyncio.retry import Retry
@@ -33,44 +33,26 @@ from ari_app.announcements.store import AnnouncementStore
 from ari_app.ari.client import AriClient, Event
 from ari_app.ari.supervisor import AriSupervisor
 from ari_app.callback.attempt import new_attempt, publish_ended
-from ari_app.callback.deps import CallbackDeps
-from ari_app.callback.offer import CallbackMenu
 from ari_app.callback.service import CallbackService
-from ari_app.callback.states import CallbackRing
 from ari_app.callback.store import CallbackStore, Ticket
 from ari_app.config.models import HotlineConfig, resolve_secret
 from ari_app.config.redis_client import redis_client
 from ari_app.config.secure import https_context
-from ari_app.conversation.consult import Consulting
-from ari_app.conversation.deps import TalkDeps
-from ari_app.conversation.states import Talking
 from ari_app.desktop.deps import WrapUp
 from ari_app.desktop.setup import build_desktop
 from ari_app.fastagi.server import AgiServer
-from ari_app.interactions.context import CallContext
-from ari_app.interactions.machine import Counters, Finish, State, StateRegistry
+from ari_app.interactions.machine import State
 from ari_app.interactions.model import Interaction
 from ari_app.interactions.recovery import Recovery
 from ari_app.interactions.router import EventRouter
 from ari_app.interactions.runner import InteractionRunner
 from ari_app.interactions.store import CallStore
-from ari_app.journey.states import (
-    Answer,
-    Chosen,
-    EntityMenu,
-    JourneyDeps,
-    LanguageMenu,
-    Route,
-    WelcomeBack,
-)
 from ari_app.live import CallCounters, DayTotals, LoopLagMonitor, RedisLiveView
 from ari_app.logs import get_logger
 from ari_app.prompts.catalog import PromptCatalog
-from ari_app.queue.deps import QueueDeps
 from ari_app.queue.dispatch import Dispatcher, OfferBox
 from ari_app.queue.estimate import SharedWaitEstimator
 from ari_app.queue.service import QueueService
-from ari_app.queue.states import Queued, Ringing
 from ari_app.queue.waiting import WaitingQueues
 from ari_app.records.events import Recorder
 from ari_app.records.stream import RecordStream
@@ -80,6 +62,7 @@ from ari_app.supervision.service import SupervisionService
 from ari_app.web.api import PoolAgentControl
 from ari_app.web.deps import WebDeps
 from ari_app.web.server import WebServer
+from ari_app.wiring import wire_states
 
 log = get_logger("app")
 
@@ -373,55 +356,6 @@ class Hotline:
             return
         log.info("app.signal", signal=signal.Signals(sig).name)
         self.shutdown.set()
-
-
-def wire_states(cfg: HotlineConfig, queue: QueueService, counters: Counters | None,
-                announcer: Announcer | None = None,
-                *, on_offer: Callable[[CallContext, str, str], Awaitable[None]] | None = None,
-                supervision: SupervisionService | None = None,
-                callbacks: CallbackService | None = None,
-                ) -> tuple[StateRegistry, Callable[[], State]]:
-    """Every feature's states with their typed dependencies, in one place: the app's
-    start-up and the state tests (tests/support/replay.py) wire calls alike."""
-    registry = StateRegistry()
-
-    def requeue(entity: str, priority: int, transferred: bool) -> State:
-        return Queued(entity=entity, priority=priority, transferred=transferred,
-                      deps=queue_deps)
-
-    def talk(entity: str, agent: str, started: float) -> State:
-        return Talking(entity=entity, agent=agent, started=started, deps=talk_deps)
-
-    talk_deps = TalkDeps(svc=queue, counters=counters, requeue=requeue, talk=talk,
-                         app_name=cfg.ari.app,
-                         on_talk=supervision.on_talk if supervision else None,
-                         after_agent=supervision.after_agent if supervision else None)
-    menu = None
-    callback_deps = None
-    if callbacks is not None:
-        callback_deps = CallbackDeps(svc=queue, store=callbacks.store, settings=cfg.callback,
-                                     connect=talk)
-        if cfg.callback.enabled:
-            menu = CallbackMenu(cfg.callback, callbacks.store, queue.waiting, cfg.timezone,
-                                cfg.instance_id, callbacks.adopt)
-    queue_deps = QueueDeps(svc=queue, counters=counters, connect=talk,
-                           before_queue=announcer.before_queue if announcer else None,
-                           on_offer=on_offer, callback=menu)
-    journey_deps = JourneyDeps(
-        counters=counters, handover=lambda entity: Queued(entity=entity, deps=queue_deps),
-        before_menu=announcer.before_menu if announcer else None)
-    for journey in (Answer, Route, WelcomeBack, LanguageMenu, EntityMenu, Chosen):
-        registry.add(journey, journey_deps)
-    for waiting in (Queued, Ringing):
-        registry.add(waiting, queue_deps)
-    for conversation in (Talking, Consulting):
-        registry.add(conversation, talk_deps)
-    if callback_deps is not None:
-        registry.add(CallbackRing, callback_deps)
-    registry.add(Finish)
-    if supervision is not None:
-        supervision.register(registry)
-    return registry, lambda: Answer(deps=journey_deps)
 
 
 async def _contained(coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -1,7 +1,7 @@
 """One transcript replayed through the interaction model, for the state tests.
 
 Everything is the app's own code but Asterisk: the states wired exactly as
-`ari_app.app.wire_states` wires them, the interaction runner and event router,
+`ari_app.wiring.wire_states` wires them, the interaction runner and event router,
 the queue service with its dispatcher running, the agent pool and waiting
 queues in a real Redis (each replay under its own key prefix), and a fake ARI
 (tests/support/fake_ari.py) feeding the captured traffic, on a virtual clock
@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 
 from ari_app.agents.pool import AgentPool, AgentStatus
 from ari_app.agents.roster import Roster
-from ari_app.app import wire_states
+from ari_app.wiring import wire_states
 from ari_app.config.models import HotlineConfig
 from ari_app.interactions.machine import State
 from ari_app.interactions.router import EventRouter
