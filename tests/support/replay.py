@@ -26,7 +26,6 @@ import redis.asyncio as aioredis
 
 from ari_app.agents.pool import AgentPool, AgentStatus
 from ari_app.agents.roster import Roster
-from ari_app.wiring import wire_states
 from ari_app.config.models import HotlineConfig
 from ari_app.interactions.machine import State
 from ari_app.interactions.router import EventRouter
@@ -38,6 +37,7 @@ from ari_app.queue.service import QueueService
 from ari_app.queue.waiting import WaitingQueues
 from ari_app.records.events import RecordEvent, fold
 from ari_app.records.model import CallRecord
+from ari_app.wiring import wire_states
 from tests.support import virtual_clock
 from tests.support.fake_ari import FakeAri
 
