@@ -329,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                      "PYTHONPATH": os.pathsep.join(
                          p for p in (str(snapdir), os.environ.get("PYTHONPATH")) if p)}
     phones: list[AgentPhone] = []
+    callers: list[subprocess.Popen[bytes]] = []
     sampler: Sampler | None = None
     try:
         stack.up(app=False)
@@ -354,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         half = max(1, total // 2)
         q_proc, q_work = start_callers(stack, QUEUE_STEPS, "1091", args.rate / 2, half, "97460")
         m_proc, m_work = start_callers(stack, MENU_STEPS, "109", args.rate / 2, half, "97461")
+        callers += [q_proc, m_proc]
         snaps: list[Path] = []
         warm_at: float | None = None
         while q_proc.poll() is None or m_proc.poll() is None:
@@ -438,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
             or report["leaked_checkpoints"] or report["callers_without_record"] or dupes
         return 1 if bad else 0
     finally:
+        # an interrupted run's callers would go on dialling the next run's stack
+        for proc in callers:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
         if sampler is not None:
             sampler.stop.set()
         for ph in phones:
