@@ -7,6 +7,10 @@ BIN     := $(VENV)/bin
 STACK   := $(BIN)/python scripts/stack.py
 SOUNDS  := build/sounds
 export HOTLINE_ROOTFS ?= /opt/hotline/rootfs
+# `make test PYTEST_WORKERS=2`: test modules on 2 pytest-xdist workers, each with its own
+# stacks and ports (tests/support/workers.py); unset, one process as before
+PYTEST_WORKERS ?=
+XDIST   := $(if $(PYTEST_WORKERS),-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: help deps venv prompts run stop status demo test test-unit test-integration test-containers lint typecheck arch-check check clean
 
@@ -54,13 +58,13 @@ arch-check: venv
 	$(BIN)/python scripts/arch_check.py
 
 test-unit: venv
-	$(BIN)/pytest -m "not integration and not browser" -q
+	$(BIN)/pytest -m "not integration and not browser" -q $(XDIST)
 
 test-integration: deps venv prompts
-	$(BIN)/pytest -m integration -q
+	$(BIN)/pytest -m integration -q $(XDIST)
 
 test: deps venv prompts lint typecheck arch-check
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(XDIST)
 
 # docker/'s images built with podman, the composed stack run, one SIPp call
 # through it read back from the archive, every container removed (docker/README.md)

@@ -463,7 +463,10 @@ class Ports:
 
     @property
     def rtp(self) -> tuple[int, int]:
-        base = 20000 + self.offset * 20
+        # offsets above 2176 (pytest-xdist workers: tests/support/workers.py) would run
+        # past port 65535: they wrap round onto lower ranges, which other stacks may use
+        # too (Asterisk skips an RTP port that is taken); offsets up to 2176 are unchanged
+        base = 20000 + (self.offset * 20) % 43540
         return base, base + 1999
 
 

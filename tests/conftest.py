@@ -8,6 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.redis_server import port_offset, redis_server
+from tests.support.workers import apply_worker_offset
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test PYTEST_WORKERS=N`) each worker gets its own port
+    offset before any fixture reads it, hence its own stacks, stack names and ports."""
+    del config
+    apply_worker_offset()
 
 
 @pytest.fixture(scope="session")
