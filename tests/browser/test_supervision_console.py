@@ -73,7 +73,7 @@ def test_console_shows_the_live_call_acts_and_audits(
                          "the forced pause audited")
 
     with ThreadPoolExecutor(1) as pool:
-        caller = pool.submit(stack.call, "wait:400,dtmf:2,wait:14000,hangup", None, "1091")
+        caller = pool.submit(stack.call, "wait:400,dtmf:2,wait:24000,hangup", None, "1091")
         asyncio.run(go())
         res, number = caller.result(timeout=90)
     assert res.ok, res.stderr
