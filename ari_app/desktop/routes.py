@@ -31,10 +31,10 @@ from ari_app.desktop.deps import DesktopDeps
 from ari_app.desktop.live import DeskStreams
 from ari_app.desktop.screenpop import read_pop
 from ari_app.logs import get_logger
+from ari_app.web.pages import localized
 
 log = get_logger("desktop")
 
-LANGS = {"en": "ltr", "ar": "rtl"}
 ASSETS = {
     "desktop.js": "text/javascript; charset=utf-8",
     "desktop.css": "text/css; charset=utf-8",
@@ -97,10 +97,7 @@ class Desktop:
 
     # -- page ----------------------------------------------------------------------------------
     async def handle_page(self, request: web.Request) -> web.Response:
-        lang = request.query.get("lang", "en")
-        if lang not in LANGS:
-            lang = "en"
-        html = self.page.replace("{{lang}}", lang).replace("{{dir}}", LANGS[lang])
+        html = localized(self.page, request)
         return web.Response(text=html, content_type="text/html", charset="utf-8",
                             headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 

@@ -31,9 +31,9 @@ from ari_app.logs import get_logger
 from ari_app.records.model import utcnow
 from ari_app.supervision.snoop import ACTIONS, Supervision, SupervisionError
 from ari_app.web.deps import AgentControl
+from ari_app.web.pages import localized
 
 log = get_logger("supervision.console")
-LANGS = {"en": "ltr", "ar": "rtl"}
 ASSETS = {"console.js": "text/javascript; charset=utf-8",
           "console.css": "text/css; charset=utf-8"}
 HEADERS = {
@@ -81,9 +81,7 @@ class Console:
 
     @require_session(role="supervisor", page=True)
     async def handle_page(self, request: web.Request) -> web.Response:
-        lang = request.query.get("lang", "en")
-        lang = lang if lang in LANGS else "en"
-        html = self.page.replace("{{lang}}", lang).replace("{{dir}}", LANGS[lang])
+        html = localized(self.page, request)
         return web.Response(text=html, content_type="text/html", charset="utf-8",
                             headers=HEADERS)
 

@@ -13,7 +13,8 @@ from importlib import resources
 
 from aiohttp import web
 
-LANGS = {"en": "ltr", "ar": "rtl"}
+from ari_app.web.pages import localized
+
 ASSETS = {
     "wallboard.js": "text/javascript; charset=utf-8",
     "wallboard.css": "text/css; charset=utf-8",
@@ -43,10 +44,7 @@ class Wallboard:
         app.router.add_get("/wallboard/static/{name}", self.handle_asset, name="wallboard.asset")
 
     async def handle_page(self, request: web.Request) -> web.Response:
-        lang = request.query.get("lang", "en")
-        if lang not in LANGS:
-            lang = "en"
-        html = self.page.replace("{{lang}}", lang).replace("{{dir}}", LANGS[lang])
+        html = localized(self.page, request)
         return web.Response(text=html, content_type="text/html", charset="utf-8",
                             headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support.recovery import until
 from tests.support.stackfix import Agents, StackUnderTest, app_config
 
 PHCC_EN = "wait:400,dtmf:2"  # 1091 is the PHCC line; 2 picks English
@@ -69,17 +70,6 @@ def duration(path: Path, timeout: float = 10.0) -> float:
         time.sleep(0.3)
 
 
-def wait_for(what: str, check: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen in {timeout}s")
-        time.sleep(0.2)
-
-
 def test_answered_call_is_recorded_then_retention_deletes_it(
         supervised: StackUnderTest, agents: Agents) -> None:
     stack = supervised
@@ -94,7 +84,7 @@ def test_answered_call_is_recorded_then_retention_deletes_it(
     kinds = [e["kind"] for e in events_of(stack, call_id)]
     assert "recording_started" in kinds, kinds
     path = recordings_dir(stack) / rec["recording"]
-    wait_for(f"{path} exists", path.exists)
+    until(f"{path} exists", path.exists)
     length = duration(path)
     # the file holds the conversation: caller and agent bridged until the hang-up
     assert abs(length - rec["talk_seconds"]) <= 0.5, (length, rec["talk_seconds"])
@@ -103,8 +93,8 @@ def test_answered_call_is_recorded_then_retention_deletes_it(
     # and the call gains a late fact that says when
     old = time.time() - 2 * 86_400
     os.utime(path, (old, old))
-    wait_for(f"{path} deleted", lambda: not path.exists())
-    deleted = wait_for("recording_deleted event", lambda: [
+    until(f"{path} deleted", lambda: not path.exists())
+    deleted = until("recording_deleted event", lambda: [
         e for e in events_of(stack, call_id) if e["kind"] == "recording_deleted"])
     assert deleted[0]["source"] == "retention"
     later = stack.record_for(caller)
@@ -125,7 +115,7 @@ def archived(stack: StackUnderTest, call_id: str, *cols: str, timeout: float = 2
             return None
         finally:
             con.close()
-    return wait_for(f"archived survey of {call_id}", row, timeout)
+    return until(f"archived survey of {call_id}", row, timeout)
 
 
 def test_survey_answered_with_4_is_archived_and_reported(
