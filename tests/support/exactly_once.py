@@ -76,9 +76,11 @@ def _read(db: Path, callers: list[str], call_ids: list[str]) -> ArchiveCount:
                 callers):
             calls.setdefault(caller, []).append((cid, outcome))
         marks = ",".join("?" * len(call_ids))
+        # "untagged" (no reason given) is folded in by the archiver from the agents'
+        # state history, not from the call's stream: it has no stream event to match
         for cid, n in con.execute(
                 f"SELECT call_id, COUNT(*) FROM events WHERE call_id IN ({marks}) "
-                "GROUP BY call_id", call_ids):
+                "AND kind != 'untagged' GROUP BY call_id", call_ids):
             events[cid] = n
     except sqlite3.OperationalError:  # the archiver has not created its tables yet
         pass
