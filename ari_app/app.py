@@ -48,6 +48,7 @@ from ari_app.interactions.router import EventRouter
 from ari_app.interactions.runner import InteractionRunner
 from ari_app.interactions.store import CallStore
 from ari_app.live import CallCounters, DayTotals, LoopLagMonitor, RedisLiveView
+from ari_app.live.memory import MemoryTrimmer
 from ari_app.logs import get_logger
 from ari_app.prompts.catalog import PromptCatalog
 from ari_app.queue.dispatch import Dispatcher, OfferBox
@@ -327,6 +328,8 @@ class Hotline:
             services.create_task(self.supervision.run(self._services_stop), name="supervision")
             services.create_task(LoopLagMonitor(self.counters).run(self._services_stop),
                                  name="loop-lag")
+            services.create_task(MemoryTrimmer(self.cfg.memory_trim_seconds)
+                                 .run(self._services_stop), name="memory-trim")
             services.create_task(self.counters.run_sync(self._services_stop), name="today-sync")
             services.create_task(self.estimator.run_sync(self._services_stop),
                                  name="estimate-sync")

@@ -202,6 +202,9 @@ class HotlineConfig(Strict):
     records_spool: Path = Path("../var/records.spool.jsonl")
     # the local day and month that reports and the wallboard's "today" count in
     timezone: str = "Asia/Qatar"
+    # seconds between handing freed memory back to the system (glibc malloc_trim;
+    # ari_app/live/memory.py); 0: never
+    memory_trim_seconds: float = Field(default=60.0, ge=0, le=86_400)
     # the site whose Asterisk server this app instance drives (None: one server
     # holding every agent, as in the single-server rig)
     site: Ident | None = None
