@@ -12,7 +12,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.integration.test_supervision_quality import wait_for
+from tests.support.recovery import until
 from tests.support.stackfix import Agents, StackUnderTest
 
 PHCC_EN = "wait:400,dtmf:2"
@@ -58,7 +58,7 @@ def test_listen_whisper_barge_then_everything_goes_with_the_call(
     agents.login("a014")
     with ThreadPoolExecutor(1) as pool:
         caller_done = pool.submit(stack.call, f"{PHCC_EN},wait:16000,hangup", None, "1091")
-        live = wait_for("the call on the console", lambda: [
+        live = until("the call on the console", lambda: [
             c for c in api(stack, "GET", "calls")[1]["calls"] if c["agent"] == "a014"])
         call_id = live[0]["call_id"]
 
@@ -78,7 +78,7 @@ def test_listen_whisper_barge_then_everything_goes_with_the_call(
         assert status == 200 and body["mode"] == "whisper", body
         # the listening snoop is replaced by one that whispers to the agent (the old
         # one leaves the app at once; Asterisk drops it with its next audio frame)
-        [snoop] = wait_for("one whisper snoop", lambda: [
+        [snoop] = until("one whisper snoop", lambda: [
             s for s in in_app(snoops(stack, call_id))
             if s["dialplan"]["app_data"].endswith(
                 f"snoop,{call_id},whisper,spy=both,whisper=out")]
@@ -87,7 +87,7 @@ def test_listen_whisper_barge_then_everything_goes_with_the_call(
 
         status, body = api(stack, "POST", f"calls/{call_id}/barge", {"supervisor": "a021"})
         assert status == 200 and body["mode"] == "barge", body
-        wait_for("no snoop once barged", lambda: not in_app(snoops(stack, call_id)))
+        until("no snoop once barged", lambda: not in_app(snoops(stack, call_id)))
         assert len(bridge_of(stack, sup_leg)) == 3  # caller, agent and supervisor
 
         res, caller = caller_done.result(timeout=60)
@@ -100,7 +100,7 @@ def test_listen_whisper_barge_then_everything_goes_with_the_call(
     # the call's end took the supervisor's leg, snoops and bridge with it
     left = stack.wait_no_leftovers()
     assert not left["channels"] and not left["bridges"], left
-    wait_for("the supervisor's phone hung up", lambda: "BYE sip:" in sup_phone.messages())
+    until("the supervisor's phone hung up", lambda: "BYE sip:" in sup_phone.messages())
     deadline = time.monotonic() + 5
     while api(stack, "GET", "calls")[1]["calls"] and time.monotonic() < deadline:
         time.sleep(0.1)
