@@ -28,6 +28,11 @@ RATE = 8000
 MIN_SECONDS = 0.2
 MAX_SECONDS = 12.0
 MAX_NUMBER_SECONDS = 5.0
+# the callback's offer reads out three choices and its refusal the number rule: in
+# the slower voices (Arabic, Urdu, Hindi) they run to 18 s; still bounded, so a
+# render that loops or pads is caught
+LONG_PROMPTS = {"callback-offer": 20.0, "callback-offer-other": 20.0,
+                "callback-bad-number": 20.0}
 MIN_RMS = 300.0  # of 32767; rendered speech is normalised to -3 dBFS peak
 
 
@@ -61,7 +66,8 @@ def _problem(path: Path, name: str) -> str | None:
             f"{path}: {rate} Hz, {channels} channel(s), {8 * width}-bit; want 8000 Hz mono 16-bit"
         )
     seconds = nframes / rate
-    top = MAX_NUMBER_SECONDS if name.startswith(NUMBER_PREFIX) else MAX_SECONDS
+    top = MAX_NUMBER_SECONDS if name.startswith(NUMBER_PREFIX) else \
+        LONG_PROMPTS.get(name, MAX_SECONDS)
     if not MIN_SECONDS <= seconds <= top:
         return f"{path}: lasts {seconds:.2f}s; want {MIN_SECONDS}-{top}s"
     rms = _rms(frames)
